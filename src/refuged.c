@@ -1,0 +1,2 @@
+/* refuged — placeholder until the node wiring lands. */
+int main(void) { return 0; }

@@ -1,0 +1,90 @@
+/*
+ * store — the node's database: one SQLite file in WAL mode, one read
+ * connection per thread that asks for one, and exactly one writer thread
+ * that commits many queued write jobs in one transaction (group commit).
+ *
+ * Write path:
+ *   caller -> store_submit(fn, done, arg) -> queue -> writer thread:
+ *     BEGIN; for each job: SAVEPOINT; rc = fn(db, arg); RELEASE or ROLLBACK TO;
+ *     hooks (replication capture); COMMIT; then done(arg, rc) for each job.
+ * A failing job is rolled back to its savepoint alone and never poisons the
+ * others in its batch. If COMMIT itself fails every job gets that error.
+ *
+ * Tables are created by versioned migrations (schema.c). Every table declares
+ * its replication class; the replication engine reads the registry.
+ */
+#ifndef REFUGE_STORE_STORE_H
+#define REFUGE_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "store/db.h"
+
+enum repl_class {
+    REPL_LOCAL = 0,     /* never leaves the node */
+    REPL_CONFIG,        /* tenants, clients, keys, artifacts: always replicated */
+    REPL_IDENTITY,      /* users, groups: always replicated */
+    REPL_TOKENS,        /* refresh/opaque tokens, revoked jtis: when replicate_tokens */
+    REPL_SESSIONS,      /* SSO sessions: when replicate_sessions */
+};
+const char *repl_class_name(enum repl_class c);
+
+struct store_table {
+    const char *name;
+    enum repl_class cls;
+};
+/* The registry of every table the schema creates, with its class. */
+const struct store_table *store_tables(size_t *n);
+int store_schema_version_latest(void);
+
+struct store_opts {
+    const char *path;             /* database file */
+    size_t queue_max;             /* pending jobs before store_submit says -EAGAIN */
+    size_t batch_max;             /* jobs per transaction */
+    int64_t wal_checkpoint_bytes; /* checkpoint (PASSIVE) when the WAL exceeds this */
+    int64_t wal_truncate_bytes;   /* checkpoint (TRUNCATE) when the WAL exceeds this */
+};
+
+/* Replication hooks, run on the writer thread (set before the first write). */
+struct store_hooks {
+    void *arg;
+    int (*tx_begin)(void *arg, struct db *db);                 /* after BEGIN */
+    int (*tx_precommit)(void *arg, struct db *db, size_t njobs); /* before COMMIT; error aborts the batch */
+    void (*tx_end)(void *arg, int committed);                  /* after COMMIT / ROLLBACK */
+};
+
+struct store;
+
+typedef int (*store_write_fn)(struct db *db, void *arg);  /* 0 or negative: this job is rolled back */
+typedef void (*store_done_fn)(void *arg, int rc);         /* after commit, on the writer thread */
+
+/* Opens or creates the database and runs migrations. A database whose schema
+ * is newer than this binary's is refused (-EPROTO) with a clear message. */
+int store_open(const struct store_opts *opts, struct store **out, char *err, size_t errlen);
+void store_close(struct store *s);   /* drains the queue, stops the writer, closes all connections */
+void store_set_hooks(struct store *s, const struct store_hooks *h);
+
+/* The calling thread's read connection (created on first use). */
+struct db *store_reader(struct store *s);
+
+/* Queues a write job. 0, -EAGAIN (queue full) or -ESHUTDOWN. done is never
+ * called when this returns an error. */
+int store_submit(struct store *s, store_write_fn fn, store_done_fn done, void *arg);
+/* Queues and waits; returns the job's result (or the commit error). */
+int store_write(struct store *s, store_write_fn fn, void *arg);
+/* Sets/clears read-only mode: jobs then fail with -EROFS without running. */
+void store_set_readonly(struct store *s, bool ro);
+bool store_writable(struct store *s);
+
+struct store_stats {
+    uint64_t batches;
+    uint64_t jobs;
+    uint64_t jobs_failed;
+    uint64_t commit_errors;
+    size_t queue_len;
+    int64_t wal_bytes;
+};
+void store_stats(struct store *s, struct store_stats *out);
+
+#endif
