@@ -35,12 +35,19 @@ struct db_stmt;
 #define DB_EFULL (-1003)        /* disk full */
 #define DB_EREADONLY (-1004)
 
-/* Opens a connection to an SQLite file. flags: DB_OPEN_READONLY or 0. */
+/* Opens a connection to an SQLite file. flags: DB_OPEN_READONLY or 0.
+ * 0 creates the file if missing. DB_OPEN_READONLY never creates it, and every
+ * write on it fails with DB_EREADONLY (PRAGMA query_only; the file itself is
+ * opened read-write so a WAL -shm can be created). Every connection has
+ * busy_timeout 5000 ms, foreign_keys ON and extended result codes. */
 #define DB_OPEN_READONLY 0x1
 int db_open(const char *path, int flags, struct db **out, char *err, size_t errlen);
 void db_close(struct db *db);
 
-/* Returns the cached statement for `sql`, or NULL (error logged; see db_errmsg). */
+/* Returns the cached statement for `sql`, or NULL (error logged; see db_errmsg).
+ * One SQL statement only. Parameters are $1..$999 (any subset, any order,
+ * repeats allowed). The statement is the caller's until db_done(); preparing
+ * the same SQL again before that (a nested query) yields a separate statement. */
 struct db_stmt *db_prepare(struct db *db, const char *sql);
 int db_bind_text(struct db_stmt *st, int i, const char *p, ssize_t len);  /* len < 0: strlen; p NULL binds NULL */
 int db_bind_blob(struct db_stmt *st, int i, const void *p, size_t len);

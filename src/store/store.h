@@ -40,10 +40,10 @@ int store_schema_version_latest(void);
 
 struct store_opts {
     const char *path;             /* database file */
-    size_t queue_max;             /* pending jobs before store_submit says -EAGAIN */
-    size_t batch_max;             /* jobs per transaction */
-    int64_t wal_checkpoint_bytes; /* checkpoint (PASSIVE) when the WAL exceeds this */
-    int64_t wal_truncate_bytes;   /* checkpoint (TRUNCATE) when the WAL exceeds this */
+    size_t queue_max;             /* pending jobs before store_submit says -EAGAIN (0: 10000) */
+    size_t batch_max;             /* jobs per transaction (0: 256) */
+    int64_t wal_checkpoint_bytes; /* checkpoint (PASSIVE) when the WAL exceeds this (0: 4 MiB) */
+    int64_t wal_truncate_bytes;   /* checkpoint (TRUNCATE) when the WAL exceeds this (0: 64 MiB) */
 };
 
 /* Replication hooks, run on the writer thread (set before the first write). */
@@ -52,6 +52,8 @@ struct store_hooks {
     int (*tx_begin)(void *arg, struct db *db);                 /* after BEGIN */
     int (*tx_precommit)(void *arg, struct db *db, size_t njobs); /* before COMMIT; error aborts the batch */
     void (*tx_end)(void *arg, int committed);                  /* after COMMIT / ROLLBACK */
+    /* njobs: jobs whose changes are in the transaction (0 when all failed).
+     * tx_end runs whenever tx_begin ran, also when tx_begin failed. */
 };
 
 struct store;
@@ -71,20 +73,40 @@ struct db *store_reader(struct store *s);
 /* Queues a write job. 0, -EAGAIN (queue full) or -ESHUTDOWN. done is never
  * called when this returns an error. */
 int store_submit(struct store *s, store_write_fn fn, store_done_fn done, void *arg);
-/* Queues and waits; returns the job's result (or the commit error). */
+/* Queues and waits; returns the job's result (or the commit error), or a
+ * store_submit error. -EDEADLK when called on the writer thread (from a job
+ * or a done callback). */
 int store_write(struct store *s, store_write_fn fn, void *arg);
 /* Sets/clears read-only mode: jobs then fail with -EROFS without running. */
 void store_set_readonly(struct store *s, bool ro);
 bool store_writable(struct store *s);
 
+/* Like store_submit / store_write with flags. STORE_JOB_SYSTEM: the job runs
+ * even in read-only mode (the replication applier and role changes on a
+ * standby); other jobs then still fail with -EROFS. */
+#define STORE_JOB_SYSTEM 0x1
+int store_submit_flags(struct store *s, store_write_fn fn, store_done_fn done, void *arg,
+                       unsigned flags);
+int store_write_flags(struct store *s, store_write_fn fn, void *arg, unsigned flags);
+
 struct store_stats {
-    uint64_t batches;
-    uint64_t jobs;
-    uint64_t jobs_failed;
-    uint64_t commit_errors;
-    size_t queue_len;
-    int64_t wal_bytes;
+    uint64_t batches;        /* transactions begun by the writer */
+    uint64_t jobs;           /* jobs completed (done called) */
+    uint64_t jobs_failed;    /* ... of which with rc != 0 (incl. -EROFS, commit errors) */
+    uint64_t commit_errors;  /* batches that did not commit (BEGIN/hook/COMMIT failure) */
+    size_t queue_len;        /* jobs queued, not yet taken by the writer */
+    int64_t wal_bytes;       /* size of the -wal file on disk */
 };
 void store_stats(struct store *s, struct store_stats *out);
+
+/* Batch-size distribution: hist[k] counts transactions of 2^k .. 2^(k+1)-1
+ * jobs (hist[7]: 128 or more). Also exported as the Prometheus histogram
+ * refuge_store_commit_batch_size; refuge_store_commit_seconds times COMMIT. */
+#define STORE_BATCH_HIST 8
+void store_batch_sizes(struct store *s, uint64_t hist[STORE_BATCH_HIST]);
+
+/* Runs the migrations on an open connection (store_open does this). 0,
+ * -EPROTO for a database newer than this binary, or another -errno; err says why. */
+int store_schema_migrate(struct db *db, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,4 @@
+-- POST with an empty JSON body (bench/http.sh write path)
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Content-Type"] = "application/json"

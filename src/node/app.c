@@ -1,0 +1,104 @@
+/*
+ * app — start-up and shut-down order of a node.
+ *
+ *   master key -> store (migrations) -> node state -> bootstrap -> metrics
+ *   -> routes -> HTTP
+ *
+ * Shut-down runs the other way: HTTP stops accepting, in-flight requests
+ * (including ones suspended while the writer commits them) finish, then the
+ * store drains its queue and closes.
+ */
+#include "node/app.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "core/xmalloc.h"
+#include "crypto/master.h"
+#include "crypto/secret.h"
+#include "identity/keyring.h"
+#include "node/routes.h"
+
+#define MAX_ROUTES 256
+
+int app_start(struct app *a, struct refuge_conf *conf, char *err, size_t errlen)
+{
+    struct node *n = &a->node;
+    memset(a, 0, sizeof(*a));
+    n->conf = conf;
+    n->start_mono_us = time_mono_us();
+    n->start_wall_us = time_wall_us();
+
+    bool created = false;
+    int rc = crypto_master_load_or_create(conf->master_key_file, n->master_key, &created, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (created)
+        log_warn("created a new master key: deploy the same file to every region", "path",
+                 conf->master_key_file, NULL);
+    n->keyring = keyring_new(n->master_key);
+
+    char *dbpath = xasprintf("%s/refuge.db", conf->data_dir);
+    struct store_opts so = {
+        .path = dbpath,
+        .queue_max = (size_t)conf->queue_max,
+        .batch_max = (size_t)conf->batch_max,
+    };
+    rc = store_open(&so, &n->store, err, errlen);
+    free(dbpath);
+    if (rc != 0)
+        return rc;
+
+    if ((rc = node_state_load(n, err, errlen)) != 0)
+        goto fail;
+    store_set_readonly(n->store, atomic_load(&n->role) != NODE_ACTIVE);
+    if ((rc = node_bootstrap(n, err, errlen)) != 0)
+        goto fail;
+    node_metrics_init(n);
+
+    struct http_route *routes = xcalloc(MAX_ROUTES, sizeof(*routes));
+    size_t nr = routes_collect(n, routes, MAX_ROUTES);
+    struct http_config hc = {
+        .listen = conf->http_listen,
+        .tls_cert = conf->http_tls_cert,
+        .tls_key = conf->http_tls_key,
+        .threads = (int)conf->http_threads,
+        .max_body_bytes = (size_t)conf->max_body_bytes,
+        .max_header_bytes = (size_t)conf->max_header_bytes,
+        .max_url_bytes = (size_t)conf->max_url_bytes,
+        .max_json_depth = (int)conf->max_json_depth,
+        .connection_timeout_s = 30,
+    };
+    n->http = http_server_start(&hc, routes, nr, err, errlen);
+    free(routes);
+    if (!n->http) {
+        rc = -1;
+        goto fail;
+    }
+    return 0;
+fail:
+    store_close(n->store);
+    n->store = NULL;
+    keyring_free(n->keyring);
+    n->keyring = NULL;
+    return rc;
+}
+
+void app_stop(struct app *a)
+{
+    struct node *n = &a->node;
+    if (n->http) {
+        http_server_quiesce(n->http);
+        http_server_stop(n->http, 10000);
+        n->http = NULL;
+    }
+    if (n->store) {
+        store_close(n->store);
+        n->store = NULL;
+    }
+    keyring_free(n->keyring);
+    n->keyring = NULL;
+    crypto_wipe(n->master_key, sizeof(n->master_key));
+}

@@ -1,0 +1,252 @@
+/*
+ * mint — making tokens: RFC 9068 JWT access tokens, OIDC ID tokens (with
+ * the standard claims mapped from the user's SCIM resource), and the random
+ * values behind opaque access tokens and refresh tokens.
+ *
+ * The access-token payload is written with a tiny JSON writer straight into
+ * one buffer rather than through jansson: on the client_credentials hot path
+ * building and serializing a jansson object costs a measurable share of the
+ * request next to the ES256 signature itself. ID tokens are rarer and carry
+ * user data of arbitrary shape, so they use jansson.
+ *
+ * SCIM -> OIDC claim mapping (OIDC Core §5.1, RFC 7643 §4.1):
+ *   profile  name <- name.formatted | displayName, given_name <- name.givenName,
+ *            family_name <- name.familyName, middle_name <- name.middleName,
+ *            nickname <- nickName, preferred_username <- userName,
+ *            profile <- profileUrl, picture <- photos (primary or first),
+ *            locale <- locale, zoneinfo <- timezone, updated_at <- users.updated_at
+ *   email    email <- emails (primary or first)
+ *   phone    phone_number <- phoneNumbers (primary or first)
+ *   address  address <- addresses (primary or first): formatted, street_address,
+ *            locality, region, postal_code, country
+ *   groups   groups <- display names of the groups the user is a direct member of
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "core/rand.h"
+#include "crypto/jws.h"
+#include "identity/keyring.h"
+#include "oauth/oauth_internal.h"
+
+/* ----------------------------------------------------------- JSON writer */
+
+void jw_begin(struct jw *w, struct buf *b)
+{
+    w->b = b;
+    w->first = true;
+    buf_putc(b, '{');
+}
+
+static void key(struct jw *w, const char *k)
+{
+    if (!w->first)
+        buf_putc(w->b, ',');
+    w->first = false;
+    buf_putc(w->b, '"');
+    buf_json_escape(w->b, k, strlen(k));
+    buf_puts(w->b, "\":");
+}
+
+void jw_str(struct jw *w, const char *k, const char *v)
+{
+    key(w, k);
+    buf_putc(w->b, '"');
+    buf_json_escape(w->b, v, strlen(v));
+    buf_putc(w->b, '"');
+}
+
+void jw_int(struct jw *w, const char *k, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", (long long)v);
+    key(w, k);
+    buf_append(w->b, num, (size_t)n);
+}
+
+void jw_bool(struct jw *w, const char *k, bool v)
+{
+    key(w, k);
+    buf_puts(w->b, v ? "true" : "false");
+}
+
+void jw_raw(struct jw *w, const char *k, const char *json)
+{
+    key(w, k);
+    buf_puts(w->b, json);
+}
+
+void jw_end(struct jw *w)
+{
+    buf_putc(w->b, '}');
+}
+
+/* ---------------------------------------------------------------- tokens */
+
+void oauth_random_token(char out[OAUTH_TOKEN_BUFSZ], char hash[CRYPTO_TOKEN_HASH_BUFSZ])
+{
+    rand_token(out, 32);
+    crypto_token_hash(out, strlen(out), hash);
+}
+
+static int sign(struct node *n, struct db *db, const char *tenant, const char *typ, const char *payload,
+                size_t len, char **out)
+{
+    const struct crypto_key *k = NULL;
+    int rc = keyring_signing_key(n->keyring, db, tenant, &k);
+    if (rc < 0)
+        return rc;
+    rc = crypto_jws_sign(k, typ, payload, len, out);
+    keyring_release(n->keyring, k);
+    return rc;
+}
+
+int oauth_jwt_access_token(struct node *n, struct db *db, const char *tenant, struct at_claims *c,
+                           char **out)
+{
+    struct buf b;
+    struct jw w;
+    int rc;
+
+    *out = NULL;
+    if (!c->jti[0])
+        uuid_v4(c->jti);
+    buf_init(&b, OAUTH_RESP_LIMIT);
+    jw_begin(&w, &b);
+    jw_str(&w, "iss", c->iss);
+    jw_str(&w, "sub", c->sub);
+    jw_str(&w, "aud", c->aud);
+    jw_int(&w, "exp", c->exp);
+    jw_int(&w, "iat", c->iat);
+    jw_str(&w, "jti", c->jti);
+    jw_str(&w, "client_id", c->client_id);
+    jw_str(&w, "scope", c->scope);
+    if (c->auth_time)
+        jw_int(&w, "auth_time", c->auth_time);
+    jw_end(&w);
+    if (b.len >= b.limit) {
+        rc = -E2BIG;
+        goto out;
+    }
+    rc = sign(n, db, tenant, "at+jwt", b.data, b.len, out);
+out:
+    buf_free(&b);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- claims */
+
+/* The "primary": true element of a multi-valued SCIM attribute, else the first. */
+static json_t *primary(json_t *arr)
+{
+    size_t i;
+    json_t *v;
+    if (!json_is_array(arr) || json_array_size(arr) == 0)
+        return NULL;
+    json_array_foreach(arr, i, v)
+        if (json_is_object(v) && json_is_true(json_object_get(v, "primary")))
+            return v;
+    v = json_array_get(arr, 0);
+    return json_is_object(v) ? v : NULL;
+}
+
+static void copy_str(json_t *dst, const char *dk, json_t *src, const char *sk)
+{
+    json_t *v = src ? json_object_get(src, sk) : NULL;
+    if (json_is_string(v) && json_string_length(v) > 0)
+        json_object_set(dst, dk, v);
+}
+
+void oauth_user_claims(json_t *obj, const struct oauth_scopes *scope, const char *user_data,
+                       const char *user_name, int64_t updated_at)
+{
+    json_t *u = user_data ? json_loads(user_data, 0, NULL) : NULL;
+    if (!json_is_object(u)) {
+        json_decref(u);
+        u = json_object();
+    }
+    if (oauth_scopes_has(scope, "profile")) {
+        json_t *name = json_object_get(u, "name");
+        if (!json_is_object(name))
+            name = NULL;
+        copy_str(obj, "name", name, "formatted");
+        if (!json_object_get(obj, "name"))
+            copy_str(obj, "name", u, "displayName");
+        copy_str(obj, "given_name", name, "givenName");
+        copy_str(obj, "family_name", name, "familyName");
+        copy_str(obj, "middle_name", name, "middleName");
+        copy_str(obj, "nickname", u, "nickName");
+        if (user_name && *user_name)
+            json_object_set_new(obj, "preferred_username", json_string(user_name));
+        else
+            copy_str(obj, "preferred_username", u, "userName");
+        copy_str(obj, "profile", u, "profileUrl");
+        copy_str(obj, "picture", primary(json_object_get(u, "photos")), "value");
+        copy_str(obj, "locale", u, "locale");
+        copy_str(obj, "zoneinfo", u, "timezone");
+        if (updated_at > 0)
+            json_object_set_new(obj, "updated_at", json_integer(updated_at));
+    }
+    if (oauth_scopes_has(scope, "email"))
+        copy_str(obj, "email", primary(json_object_get(u, "emails")), "value");
+    if (oauth_scopes_has(scope, "phone"))
+        copy_str(obj, "phone_number", primary(json_object_get(u, "phoneNumbers")), "value");
+    if (oauth_scopes_has(scope, "address")) {
+        json_t *a = primary(json_object_get(u, "addresses"));
+        if (a) {
+            json_t *addr = json_object();
+            copy_str(addr, "formatted", a, "formatted");
+            copy_str(addr, "street_address", a, "streetAddress");
+            copy_str(addr, "locality", a, "locality");
+            copy_str(addr, "region", a, "region");
+            copy_str(addr, "postal_code", a, "postalCode");
+            copy_str(addr, "country", a, "country");
+            if (json_object_size(addr) > 0)
+                json_object_set(obj, "address", addr);
+            json_decref(addr);
+        }
+    }
+    json_decref(u);
+}
+
+json_t *oauth_user_groups(struct db *db, const char *tenant, const char *user_id)
+{
+    json_t *arr = json_array();
+    struct db_stmt *st = db_prepare(db, "SELECT g.display_name FROM group_members m JOIN groups g"
+                                        " ON g.tenant = m.tenant AND g.id = m.group_id"
+                                        " WHERE m.tenant = $1 AND m.member_id = $2"
+                                        " ORDER BY g.display_name LIMIT 256");
+    if (!st)
+        return arr;
+    db_bind_text(st, 1, tenant, -1);
+    db_bind_text(st, 2, user_id, -1);
+    while (db_step(st) == DB_ROW)
+        json_array_append_new(arr, json_string(db_col_text(st, 0)));
+    db_done(st);
+    return arr;
+}
+
+int oauth_id_token(struct node *n, struct db *db, const char *tenant, const struct id_claims *c,
+                   char **out)
+{
+    json_t *p = json_object();
+    json_object_set_new(p, "iss", json_string(c->iss));
+    json_object_set_new(p, "sub", json_string(c->sub));
+    json_object_set_new(p, "aud", json_string(c->aud));
+    json_object_set_new(p, "exp", json_integer(c->exp));
+    json_object_set_new(p, "iat", json_integer(c->iat));
+    json_object_set_new(p, "auth_time", json_integer(c->auth_time));
+    if (c->nonce)
+        json_object_set_new(p, "nonce", json_string(c->nonce));
+    json_object_set_new(p, "azp", json_string(c->aud));
+    oauth_user_claims(p, c->scope, c->user_data, c->user_name, c->updated_at);
+    if (oauth_scopes_has(c->scope, "groups"))
+        json_object_set_new(p, "groups", oauth_user_groups(db, tenant, c->sub));
+    char *s = jsonx_dump(p);
+    json_decref(p);
+    int rc = sign(n, db, tenant, "JWT", s, strlen(s), out);
+    free(s);
+    return rc;
+}
