@@ -239,10 +239,6 @@ static void entry_publish(struct keyring *kr, struct kr_entry *e)
 {
     struct kr_entry *drop = NULL;
 
-    if (e->nkeys == 0) {          /* not cached: see the life cycle above */
-        entry_free(e);
-        return;
-    }
     pthread_rwlock_wrlock(&kr->lock);
     struct kr_entry **pp = &kr->buckets[e->hash & (KR_BUCKETS - 1)];
     for (; *pp; pp = &(*pp)->next)
@@ -252,11 +248,18 @@ static void entry_publish(struct keyring *kr, struct kr_entry *e)
         struct kr_entry *old = *pp;
         if (old->gen > e->gen || (old->gen == e->gen && old->loaded_us > e->loaded_us)) {
             drop = e;             /* someone published a newer load */
+        } else if (e->nkeys == 0) {
+            *pp = old->next;      /* the tenant has no keys any more: forget it */
+            kr->nentries--;
+            entry_free(e);
+            drop = old;
         } else {
             e->next = old->next;
             *pp = e;
             drop = old;
         }
+    } else if (e->nkeys == 0) {
+        drop = e;                 /* not cached: see the life cycle above */
     } else {
         if (kr->nentries >= KR_MAX_ENTRIES)
             evict_stale(kr, time_mono_us());

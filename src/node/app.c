@@ -20,6 +20,7 @@
 #include "crypto/secret.h"
 #include "identity/keyring.h"
 #include "node/routes.h"
+#include "oauth/oauth.h"
 
 #define MAX_ROUTES 256
 
@@ -77,6 +78,8 @@ int app_start(struct app *a, struct refuge_conf *conf, char *err, size_t errlen)
         rc = -1;
         goto fail;
     }
+    if ((rc = oauth_purge_start(n)) != 0)
+        log_warn("token purge job did not start", "rc", log_i64(rc), NULL);
     return 0;
 fail:
     store_close(n->store);
@@ -89,6 +92,7 @@ fail:
 void app_stop(struct app *a)
 {
     struct node *n = &a->node;
+    oauth_purge_stop(n);
     if (n->http) {
         http_server_quiesce(n->http);
         http_server_stop(n->http, 10000);

@@ -27,6 +27,7 @@
 
 #include "core/json.h"
 #include "core/rand.h"
+#include "core/uuid.h"
 #include "crypto/jws.h"
 #include "identity/keyring.h"
 #include "oauth/oauth_internal.h"

@@ -34,7 +34,6 @@
 #include "core/buf.h"
 #include "core/xmalloc.h"
 
-#define SQL_MAX_LEN (256 * 1024)     /* compiled WHERE text; far above 256 nodes' worth */
 #define NUMBER_MAX_LEN 64
 #define EXCERPT_MAX 32
 #define EXCERPT_BUF (EXCERPT_MAX + 8)
@@ -147,13 +146,6 @@ static struct str word_at(const struct parser *ps)
     while (e < ps->n && is_word(ps->p[e]))
         e++;
     return (struct str){ ps->p + ps->pos, e - ps->pos };
-}
-
-static struct str take_word(struct parser *ps)
-{
-    struct str w = word_at(ps);
-    ps->pos += w.len;
-    return w;
 }
 
 /* Consumes the keyword kw (case-insensitive) when it is the next word. */
@@ -742,9 +734,10 @@ static int parse_attr_expr(struct parser *ps)
     size_t i;
     int rc, nd = -1;
 
-    w = take_word(ps);
+    w = word_at(ps);
     if ((rc = resolve_path(ps, w, &ref)) < 0)
         return rc;
+    ps->pos += w.len;
     if (peek(ps) == '[')
         return parse_value_path(ps, &ref);
     if (peek(ps) == '.')
@@ -769,15 +762,6 @@ static int parse_attr_expr(struct parser *ps)
     skip_ws(ps);
     if ((rc = parse_value(ps, &v)) < 0)
         goto out;
-    /* a comparison on a complex attribute means its "value" sub-attribute */
-    if (!ref.sub && ref.attr->type == SCIM_TYPE_COMPLEX && !ps->elem) {
-        ref.sub = scim_attr_sub(ref.attr, STR_LIT("value"));
-        if (!ref.sub) {
-            rc = fail(ps, "attribute '%s' is complex: compare one of its sub-attributes", ref.attr->name);
-            goto out;
-        }
-    }
-    a = ref.sub ? ref.sub : ref.attr;
     if (v.kind == SCIM_VAL_NULL) {
         /* null and unassigned are one state: eq null = not pr, ne null = pr */
         int pr;
@@ -795,6 +779,15 @@ static int parse_attr_expr(struct parser *ps)
         rc = nd < 0 ? nd : 0;
         goto out;
     }
+    /* a comparison on a complex attribute means its "value" sub-attribute */
+    if (!ref.sub && ref.attr->type == SCIM_TYPE_COMPLEX && !ps->elem) {
+        ref.sub = scim_attr_sub(ref.attr, STR_LIT("value"));
+        if (!ref.sub) {
+            rc = fail(ps, "attribute '%s' is complex: compare one of its sub-attributes", ref.attr->name);
+            goto out;
+        }
+    }
+    a = ref.sub ? ref.sub : ref.attr;
     if ((rc = check_value(ps, a, op, &v)) < 0)
         goto out;
     nd = new_node(ps, op, -1, -1);
@@ -1292,7 +1285,7 @@ struct sqlc {
     size_t np, cap;
     int first;
     int seq;                           /* subquery alias counter */
-    bool overflow;                     /* an append hit SQL_MAX_LEN */
+    bool overflow;                     /* an append hit the length limit */
 };
 
 /* Inside a value path: how an element's sub-attributes are read. */
@@ -1351,6 +1344,21 @@ static int param_double(struct sqlc *c, double d)
     return n;
 }
 
+/* snprintf into a fixed buffer that is sized for the longest name in the
+ * attribute tables; truncation would yield broken SQL, so it is a bug. */
+static void fmt(char *out, size_t outlen, const char *f, ...) __attribute__((format(printf, 3, 4)));
+static void fmt(char *out, size_t outlen, const char *f, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, f);
+    n = vsnprintf(out, outlen, f, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= outlen)
+        abort();
+}
+
 /* Names in SQL text come from the constant tables only; a quote in one
  * would be a bug in a table, never input. */
 static bool sql_safe_name(const char *s)
@@ -1363,16 +1371,12 @@ static bool sql_safe_name(const char *s)
 static void json_path(const struct sqlc *c, const struct scim_attr_ref *ref, bool with_sub,
                       char *out, size_t outlen)
 {
-    int k = snprintf(out, outlen, "$");
+    const char *ext = scim_schema_is_extension(c->f->rt, ref->schema) ? ref->schema->id : NULL;
+    const char *sub = with_sub && ref->sub ? ref->sub->name : NULL;
 
-    assert(sql_safe_name(ref->attr->name) && (!ref->sub || sql_safe_name(ref->sub->name)));
-    if (scim_schema_is_extension(c->f->rt, ref->schema)) {
-        assert(sql_safe_name(ref->schema->id));
-        k += snprintf(out + k, outlen - (size_t)k, ".\"%s\"", ref->schema->id);
-    }
-    k += snprintf(out + k, outlen - (size_t)k, ".\"%s\"", ref->attr->name);
-    if (with_sub && ref->sub)
-        snprintf(out + k, outlen - (size_t)k, ".\"%s\"", ref->sub->name);
+    assert(sql_safe_name(ref->attr->name) && (!sub || sql_safe_name(sub)) && (!ext || sql_safe_name(ext)));
+    fmt(out, outlen, "$%s%s%s.\"%s\"%s%s%s", ext ? ".\"" : "", ext ? ext : "", ext ? "\"" : "",
+        ref->attr->name, sub ? ".\"" : "", sub ? sub : "", sub ? "\"" : "");
 }
 
 static const struct col_map *find_col(const struct sqlc *c, const struct scim_attr_ref *ref)
@@ -1497,9 +1501,9 @@ static void emit_compare(struct sqlc *c, const struct scim_filter_node *nd, cons
         bool folded = !a->case_exact;
         char lhs[600];
         if (folded && !(ac->column && ac->kind == COL_TEXT_LC))
-            snprintf(lhs, sizeof(lhs), "lower(%s)", ac->val);
+            fmt(lhs, sizeof(lhs), "lower(%s)", ac->val);
         else
-            snprintf(lhs, sizeof(lhs), "%s", ac->val);
+            fmt(lhs, sizeof(lhs), "%s", ac->val);
         bind_string(c, nd, folded, &pn);
         if (ac->column)
             put(c, "(%s IS NOT NULL AND %s <> '' AND ", ac->val, ac->val);
@@ -1562,10 +1566,10 @@ static void json_elem_access(struct access *ac, int alias, const struct scim_att
 {
     assert(sql_safe_name(sub->name));
     memset(ac, 0, sizeof(*ac));
-    snprintf(ac->val, sizeof(ac->val),
+    fmt(ac->val, sizeof(ac->val),
              "CASE WHEN scim_j%d.type = 'object' THEN json_extract(scim_j%d.value, '$.\"%s\"') END",
              alias, alias, sub->name);
-    snprintf(ac->type, sizeof(ac->type),
+    fmt(ac->type, sizeof(ac->type),
              "CASE WHEN scim_j%d.type = 'object' THEN json_type(scim_j%d.value, '$.\"%s\"') END",
              alias, alias, sub->name);
 }
@@ -1584,7 +1588,7 @@ static void emit_leaf(struct sqlc *c, const struct scim_filter_node *nd, const s
     if (el->ctx == ELEM_SIDE) {
         sc = find_side_col(el->side, ref->sub);
         assert(sc);
-        snprintf(ac.val, sizeof(ac.val), "scim_s%d.%s", el->alias, sc->column);
+        fmt(ac.val, sizeof(ac.val), "scim_s%d.%s", el->alias, sc->column);
         ac.column = true;
         ac.kind = sc->kind;
         emit_test(c, nd, &ac);
@@ -1596,7 +1600,7 @@ static void emit_leaf(struct sqlc *c, const struct scim_filter_node *nd, const s
         return;
     }
     if ((col = find_col(c, ref))) {
-        snprintf(ac.val, sizeof(ac.val), "%s.%s", c->t, col->column);
+        fmt(ac.val, sizeof(ac.val), "%s.%s", c->t, col->column);
         ac.column = true;
         ac.kind = col->kind;
         emit_test(c, nd, &ac);
@@ -1607,7 +1611,7 @@ static void emit_leaf(struct sqlc *c, const struct scim_filter_node *nd, const s
         alias = ++c->seq;
         put(c, "EXISTS (SELECT 1 FROM %s scim_s%d WHERE scim_s%d.tenant = %s.tenant AND scim_s%d.%s = %s.id AND ",
             side->table, alias, alias, c->t, alias, side->fk, c->t);
-        snprintf(ac.val, sizeof(ac.val), "scim_s%d.%s", alias, sc->column);
+        fmt(ac.val, sizeof(ac.val), "scim_s%d.%s", alias, sc->column);
         ac.column = true;
         ac.kind = sc->kind;
         emit_test(c, nd, &ac);
@@ -1621,16 +1625,16 @@ static void emit_leaf(struct sqlc *c, const struct scim_filter_node *nd, const s
         if (ref->sub) {
             json_elem_access(&ac, alias, ref->sub);
         } else {
-            snprintf(ac.val, sizeof(ac.val), "scim_j%d.value", alias);
-            snprintf(ac.type, sizeof(ac.type), "scim_j%d.type", alias);
+            fmt(ac.val, sizeof(ac.val), "scim_j%d.value", alias);
+            fmt(ac.type, sizeof(ac.type), "scim_j%d.type", alias);
         }
         emit_test(c, nd, &ac);
         put(c, ")");
         return;
     }
     json_path(c, ref, true, path, sizeof(path));
-    snprintf(ac.val, sizeof(ac.val), "json_extract(%s.data, '%s')", c->t, path);
-    snprintf(ac.type, sizeof(ac.type), "json_type(%s.data, '%s')", c->t, path);
+    fmt(ac.val, sizeof(ac.val), "json_extract(%s.data, '%s')", c->t, path);
+    fmt(ac.type, sizeof(ac.type), "json_type(%s.data, '%s')", c->t, path);
     emit_test(c, nd, &ac);
 }
 
@@ -1768,7 +1772,7 @@ int scim_filter_to_sql(const struct scim_filter *f, const struct scim_sql_opts *
         return sql_fail(err, -ENOTSUP, "resource type %s cannot be filtered in the store", f->rt->name);
     c.t = opts->table ? opts->table : c.tbl->table;
     c.first = opts->first_param;
-    buf_init(&c.b, SQL_MAX_LEN);
+    buf_init(&c.b, opts->max_sql_len ? opts->max_sql_len : SCIM_SQL_MAX_LEN);
     put(&c, "(");
     emit_node(&c, f->root, &el);
     put(&c, ")");

@@ -205,7 +205,11 @@ struct scim_sql_opts {
      * which the caller must not use. */
     const char *table;
     int first_param;         /* number of the first placeholder; >= 1 */
+    size_t max_sql_len;      /* limit on the WHERE text; 0 = SCIM_SQL_MAX_LEN */
 };
+
+/* Far above what SCIM_FILTER_MAX_NODES nodes can produce (about 100 KiB). */
+#define SCIM_SQL_MAX_LEN (256 * 1024)
 
 /*
  * Compiles a resource filter (not an element filter) of a User or Group

@@ -15,7 +15,12 @@
  *                  BEGIN IMMEDIATE; tx_begin hook;
  *                  for each job: SAVEPOINT job; fn(); RELEASE | ROLLBACK TO;
  *                  tx_precommit hook; COMMIT; tx_end hook;
- *                then calls done(arg, rc) for every job of the batch, in order.
+ *                then calls done(arg, rc) for every job of the batch, in order,
+ *                unless the tx_hold hook takes the batch over (replication ack
+ *                modes), which later calls store_completion_finish().
+ *                A tx_admit hook may hold a batch back before BEGIN (bounded
+ *                replication lag) or fail its non-system jobs.
+ *                A STORE_JOB_RAW job runs alone, outside any transaction.
  *   store_close  refuses new jobs (-ESHUTDOWN), lets the writer drain the
  *                queue (queued jobs still run), joins it, closes every
  *                connection. Call it once the threads that used the store are
@@ -75,6 +80,11 @@ struct job {
     int rc;
     bool runnable;      /* false: refused (-EROFS) without running */
     struct job *next;
+};
+
+/* A held batch: the jobs of one committed transaction, still linked. */
+struct store_completion {
+    struct job *jobs;
 };
 
 struct reader {
@@ -298,20 +308,85 @@ out:
     return committed;
 }
 
+static void complete_jobs(struct job *jobs, int err)
+{
+    struct job *j, *next;
+
+    for (j = jobs; j; j = next) {
+        next = j->next;
+        if (j->done)
+            j->done(j->done_arg, err != 0 && j->rc == 0 ? err : j->rc);
+        free(j);
+    }
+}
+
+void store_completion_finish(struct store_completion *c, int err)
+{
+    complete_jobs(c->jobs, err);
+    free(c);
+}
+
+size_t store_completion_count(const struct store_completion *c)
+{
+    size_t n = 0;
+
+    for (const struct job *j = c->jobs; j; j = j->next)
+        n++;
+    return n;
+}
+
+/* A raw job: alone, outside any transaction, no hooks. */
+static void run_raw(struct store *s, struct job *j)
+{
+    j->rc = j->fn(s->w, j->arg);
+    if (in_transaction(s)) {
+        log_error("store: raw job left a transaction open; rolled back", NULL);
+        run_sql(s->w, "ROLLBACK");
+        if (j->rc == 0)
+            j->rc = DB_ERR;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->jobs++;
+    s->jobs_failed += j->rc != 0;
+    pthread_mutex_unlock(&s->mu);
+    if (j->done)
+        j->done(j->done_arg, j->rc);
+    free(j);
+    checkpoint(s);
+}
+
 /* Runs one batch (jobs linked through next, n of them), then completes every
  * job in order and frees it. In read-only mode only system jobs run. */
 static void run_batch(struct store *s, struct job *jobs, size_t n, bool ro,
                       const struct store_hooks *h)
 {
-    size_t runnable = 0, failed = 0;
+    size_t runnable = 0, failed = 0, user = 0;
     bool committed = false;
-    struct job *j, *next;
+    struct job *j;
 
+    if (n == 1 && (jobs->flags & STORE_JOB_RAW)) {
+        run_raw(s, jobs);
+        return;
+    }
     for (j = jobs; j; j = j->next) {
         j->runnable = !ro || (j->flags & STORE_JOB_SYSTEM);
         j->rc = j->runnable ? 0 : -EROFS;
-        runnable += j->runnable;
+        user += j->runnable && !(j->flags & STORE_JOB_SYSTEM);
     }
+    if (user > 0 && h->tx_admit) {
+        int arc = h->tx_admit(h->arg, user);
+
+        if (arc != 0) {
+            for (j = jobs; j; j = j->next) {
+                if (j->runnable && !(j->flags & STORE_JOB_SYSTEM)) {
+                    j->runnable = false;
+                    j->rc = arc;
+                }
+            }
+        }
+    }
+    for (j = jobs; j; j = j->next)
+        runnable += j->runnable;
     if (runnable > 0) {
         committed = transact(s, jobs, h);
         metric_observe(s->m_batch, NULL, (double)runnable);
@@ -328,12 +403,16 @@ static void run_batch(struct store *s, struct job *jobs, size_t n, bool ro,
     s->jobs_failed += failed;
     pthread_mutex_unlock(&s->mu);
 
-    for (j = jobs; j; j = next) {
-        next = j->next;
-        if (j->done)
-            j->done(j->done_arg, j->rc);
-        free(j);
+    if (committed && h->tx_hold) {
+        struct store_completion *c = xmalloc(sizeof(*c));
+
+        c->jobs = jobs;
+        if (h->tx_hold(h->arg, c))
+            jobs = NULL;
+        else
+            free(c);
     }
+    complete_jobs(jobs, 0);
     if (committed)
         checkpoint(s);
 }
@@ -358,7 +437,9 @@ static void *writer_main(void *arg)
             break;
         }
         first = last = s->head;
-        while (n < s->batch_max && last->next) {
+        /* a raw job runs alone; a batch stops before one */
+        while (!(first->flags & STORE_JOB_RAW) && n < s->batch_max && last->next &&
+               !(last->next->flags & STORE_JOB_RAW)) {
             last = last->next;
             n++;
         }

@@ -6,7 +6,8 @@
  * Write path:
  *   caller -> store_submit(fn, done, arg) -> queue -> writer thread:
  *     BEGIN; for each job: SAVEPOINT; rc = fn(db, arg); RELEASE or ROLLBACK TO;
- *     hooks (replication capture); COMMIT; then done(arg, rc) for each job.
+ *     hooks (replication capture); COMMIT; then done(arg, rc) for each job
+ *     (or later, when a replication ack mode holds the batch: tx_hold).
  * A failing job is rolled back to its savepoint alone and never poisons the
  * others in its batch. If COMMIT itself fails every job gets that error.
  *
@@ -46,6 +47,8 @@ struct store_opts {
     int64_t wal_truncate_bytes;   /* checkpoint (TRUNCATE) when the WAL exceeds this (0: 64 MiB) */
 };
 
+struct store_completion;     /* the done callbacks of one committed batch */
+
 /* Replication hooks, run on the writer thread (set before the first write). */
 struct store_hooks {
     void *arg;
@@ -54,12 +57,26 @@ struct store_hooks {
     void (*tx_end)(void *arg, int committed);                  /* after COMMIT / ROLLBACK */
     /* njobs: jobs whose changes are in the transaction (0 when all failed).
      * tx_end runs whenever tx_begin ran, also when tx_begin failed. */
+
+    /* Before BEGIN of a batch that holds at least one non-system job (may
+     * block, bounded: replication back-pressure). 0 runs the batch; a
+     * negative code fails its non-system jobs with that code without running
+     * them (system jobs of the batch still run). */
+    int (*tx_admit)(void *arg, size_t njobs);
+    /* After a batch committed (after tx_end), before its done callbacks:
+     * returning true takes the batch's completions over (replication ack
+     * modes hold them until the standby acknowledges). The hook's owner must
+     * then call store_completion_finish(c, err) exactly once, from any
+     * thread; the done callbacks then run on that thread. */
+    bool (*tx_hold)(void *arg, struct store_completion *c);
 };
 
 struct store;
 
 typedef int (*store_write_fn)(struct db *db, void *arg);  /* 0 or negative: this job is rolled back */
-typedef void (*store_done_fn)(void *arg, int rc);         /* after commit, on the writer thread */
+/* done runs after commit on the writer thread, or, for a batch that tx_hold
+ * took over, on the thread that calls store_completion_finish. */
+typedef void (*store_done_fn)(void *arg, int rc);
 
 /* Opens or creates the database and runs migrations. A database whose schema
  * is newer than this binary's is refused (-EPROTO) with a clear message. */
@@ -85,9 +102,21 @@ bool store_writable(struct store *s);
  * even in read-only mode (the replication applier and role changes on a
  * standby); other jobs then still fail with -EROFS. */
 #define STORE_JOB_SYSTEM 0x1
+/* STORE_JOB_RAW: the job runs alone on the writer connection, outside any
+ * transaction and without hooks (it manages its own transactions, e.g. the
+ * SQLite backup API copying a snapshot over the live database). It runs in
+ * read-only mode too. */
+#define STORE_JOB_RAW 0x2
 int store_submit_flags(struct store *s, store_write_fn fn, store_done_fn done, void *arg,
                        unsigned flags);
 int store_write_flags(struct store *s, store_write_fn fn, void *arg, unsigned flags);
+
+/* Completes a batch held by tx_hold: calls every job's done callback, in
+ * order, with its own result, or with err (when err != 0) for the jobs that
+ * succeeded; then frees c. */
+void store_completion_finish(struct store_completion *c, int err);
+/* Number of jobs in a held batch. */
+size_t store_completion_count(const struct store_completion *c);
 
 struct store_stats {
     uint64_t batches;        /* transactions begun by the writer */

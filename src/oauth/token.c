@@ -1,0 +1,559 @@
+/*
+ * token — POST /oauth2/token: client authentication, the grants
+ * (client_credentials, password, refresh_token) and the token response.
+ *
+ * Where each grant does its work:
+ *
+ *   client_credentials, JWT   HTTP worker only: parse, two primary-key reads
+ *                             (tenant, client), secret hash compare, sign,
+ *                             answer. No write at all.
+ *   client_credentials, opaque  HTTP worker mints; one INSERT through the
+ *                             store writer (group commit) with the connection
+ *                             suspended until it is committed.
+ *   password                  HTTP worker checks the client; argon2id runs on
+ *                             the oauth worker pool, which mints and then
+ *                             either answers or queues the write (refresh
+ *                             token, opaque token, lockout counter).
+ *   refresh_token             HTTP worker reads the token row and mints; the
+ *                             writer re-checks the row and rotates it in the
+ *                             same transaction as the new rows, so two racing
+ *                             uses of one token cannot both win. A token that
+ *                             is no longer active (already rotated, or
+ *                             revoked) revokes its whole family (RFC 9700
+ *                             §4.14.2) and earns invalid_grant.
+ *
+ * Every answer carries Cache-Control: no-store and Pragma: no-cache
+ * (RFC 6749 §5.1).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "core/uuid.h"
+#include "identity/user_auth.h"
+#include "oauth/oauth_internal.h"
+
+struct grant {
+    struct http_request *req;
+    struct node *n;
+    struct tenant t;
+    struct client c;
+    struct oauth_token_request tr;
+    struct oauth_scopes scope;         /* granted */
+    const char *scope_str;
+    int64_t now;
+    int64_t at_ttl, rt_ttl, id_ttl;
+
+    /* the user, for password and refresh grants */
+    const char *user_id;
+    const char *user_name;
+    const char *user_data;
+    int64_t user_updated_at;
+    int64_t auth_time;
+    struct user_auth ua;
+
+    /* minted */
+    const char *access_token;
+    char at_hash[CRYPTO_TOKEN_HASH_BUFSZ];
+    char refresh_token[OAUTH_TOKEN_BUFSZ];
+    char rt_hash[CRYPTO_TOKEN_HASH_BUFSZ];
+    const char *id_token;
+    const char *family_id;
+    struct oauth_token_info old;       /* refresh grant: the presented token */
+
+    /* what the write job does */
+    bool write_opaque, write_refresh, rotate, revoke_family, login_failure, login_reset;
+
+    /* an error decided inside the write job */
+    bool failed;
+    struct oauth_error err;
+};
+
+static int64_t now_s(void)
+{
+    return time_wall_us() / 1000000;
+}
+
+static void set_err(struct grant *g, int status, const char *code, const char *desc)
+{
+    g->failed = true;
+    g->err = (struct oauth_error){ status, code, desc, status == 401 };
+}
+
+/* ------------------------------------------------------------- response */
+
+static void respond_tokens(struct grant *g)
+{
+    struct http_request *req = g->req;
+    struct buf b;
+    struct jw w;
+
+    buf_init(&b, OAUTH_RESP_LIMIT);
+    jw_begin(&w, &b);
+    jw_str(&w, "access_token", g->access_token);
+    jw_str(&w, "token_type", "Bearer");
+    jw_int(&w, "expires_in", g->at_ttl);
+    jw_str(&w, "scope", g->scope_str);
+    if (g->write_refresh)
+        jw_str(&w, "refresh_token", g->refresh_token);
+    if (g->id_token)
+        jw_str(&w, "id_token", g->id_token);
+    jw_end(&w);
+    oauth_no_cache(req);
+    http_respond(req, 200, "application/json", b.data, b.len);
+    buf_free(&b);
+}
+
+static void respond_final(struct grant *g, int rc)
+{
+    if (rc != 0)
+        oauth_respond_write_error(g->req, rc);
+    else if (g->failed)
+        oauth_respond_error(g->req, &g->err);
+    else
+        respond_tokens(g);
+}
+
+/* ---------------------------------------------------------------- write */
+
+static int insert_refresh(struct db *db, struct grant *g)
+{
+    struct db_stmt *st = db_prepare(db, "INSERT INTO refresh_tokens (token_hash, tenant, client_id, user_id,"
+                                        " family_id, scope, parent_hash, status, issued_at, expires_at,"
+                                        " auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10)");
+    if (!st)
+        return DB_ERR;
+    db_bind_text(st, 1, g->rt_hash, -1);
+    db_bind_text(st, 2, g->t.name, -1);
+    db_bind_text(st, 3, g->c.client_id, -1);
+    db_bind_text(st, 4, g->user_id, -1);
+    db_bind_text(st, 5, g->family_id, -1);
+    db_bind_text(st, 6, g->scope_str, -1);
+    db_bind_text(st, 7, g->rotate ? g->old.hash : NULL, -1);
+    db_bind_int64(st, 8, g->now);
+    db_bind_int64(st, 9, g->now + g->rt_ttl);
+    db_bind_int64(st, 10, g->auth_time);
+    int rc = db_step(st);
+    db_done(st);
+    return rc < 0 ? rc : 0;
+}
+
+static int insert_opaque(struct db *db, struct grant *g)
+{
+    struct db_stmt *st = db_prepare(db, "INSERT INTO opaque_tokens (token_hash, tenant, client_id, user_id,"
+                                        " scope, issued_at, expires_at, family_id)"
+                                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+    if (!st)
+        return DB_ERR;
+    db_bind_text(st, 1, g->at_hash, -1);
+    db_bind_text(st, 2, g->t.name, -1);
+    db_bind_text(st, 3, g->c.client_id, -1);
+    db_bind_text(st, 4, g->user_id, -1);
+    db_bind_text(st, 5, g->scope_str, -1);
+    db_bind_int64(st, 6, g->now);
+    db_bind_int64(st, 7, g->now + g->at_ttl);
+    db_bind_text(st, 8, g->write_refresh ? g->family_id : NULL, -1);
+    int rc = db_step(st);
+    db_done(st);
+    return rc < 0 ? rc : 0;
+}
+
+/* Re-reads the presented refresh token inside the write transaction. */
+static int rotate_old(struct db *db, struct grant *g)
+{
+    struct db_stmt *st = db_prepare(db, "SELECT status, expires_at FROM refresh_tokens WHERE token_hash = $1");
+    if (!st)
+        return DB_ERR;
+    db_bind_text(st, 1, g->old.hash, -1);
+    int rc = db_step(st);
+    bool found = rc == DB_ROW;
+    bool active = found && strcmp(db_col_text(st, 0), "active") == 0;
+    int64_t exp = found ? db_col_int64(st, 1) : 0;
+    db_done(st);
+    if (rc < 0)
+        return rc;
+    if (!found) {
+        set_err(g, 400, "invalid_grant", "refresh token is invalid");
+        return 1;
+    }
+    if (!active) {
+        log_warn("refresh token reused: revoking its family", "tenant", g->t.name, "client_id",
+                 g->c.client_id, "family_id", g->old.family_id, NULL);
+        rc = oauth_family_revoke(db, g->old.family_id);
+        set_err(g, 400, "invalid_grant", "refresh token is invalid");
+        return rc < 0 ? rc : 1;
+    }
+    if (exp <= g->now) {
+        set_err(g, 400, "invalid_grant", "refresh token expired");
+        return 1;
+    }
+    rc = db_execp(db, "UPDATE refresh_tokens SET status = 'rotated' WHERE token_hash = $1", g->old.hash, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+static int grant_write(struct db *db, void *arg)
+{
+    struct grant *g = arg;
+    int rc;
+
+    if (g->revoke_family) {
+        log_warn("refresh token reused: revoking its family", "tenant", g->t.name, "client_id",
+                 g->c.client_id, "family_id", g->old.family_id, NULL);
+        rc = oauth_family_revoke(db, g->old.family_id);
+        set_err(g, 400, "invalid_grant", "refresh token is invalid");
+        return rc < 0 ? rc : 0;
+    }
+    if (g->login_failure) {
+        rc = user_auth_record_failure(db, g->t.name, g->ua.user_id, &g->t.s, g->now);
+        set_err(g, 400, "invalid_grant", "invalid username or password");
+        return rc < 0 ? rc : 0;
+    }
+    if (g->rotate) {
+        rc = rotate_old(db, g);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;   /* 1: refused, but what it wrote (a family revocation) commits */
+    }
+    if (g->login_reset && (rc = user_auth_record_success(db, g->t.name, g->user_id)) < 0)
+        return rc;
+    if (g->write_refresh && (rc = insert_refresh(db, g)) < 0)
+        return rc;
+    if (g->write_opaque && (rc = insert_opaque(db, g)) < 0)
+        return rc;
+    return 0;
+}
+
+static void grant_done(void *arg, int rc)
+{
+    struct grant *g = arg;
+    if (rc != 0)
+        log_error("token: write failed", "tenant", g->t.name, "client_id", g->c.client_id, "rc", log_i64(rc),
+                  NULL);
+    respond_final(g, rc);
+    http_resume(g->req);
+}
+
+static bool needs_write(const struct grant *g)
+{
+    return g->write_opaque || g->write_refresh || g->rotate || g->revoke_family || g->login_failure ||
+           g->login_reset;
+}
+
+/* From a handler on the HTTP worker: answer now or suspend for the writer. */
+static enum http_result finish(struct grant *g)
+{
+    if (!needs_write(g)) {
+        respond_final(g, 0);
+        return HTTP_DONE;
+    }
+    int rc = store_submit(g->n->store, grant_write, grant_done, g);
+    if (rc != 0) {
+        respond_final(g, rc);
+        return HTTP_DONE;
+    }
+    return HTTP_SUSPEND;
+}
+
+/* From a worker-pool job (the request is already suspended). */
+static void finish_async(struct grant *g)
+{
+    if (needs_write(g)) {
+        int rc = store_submit(g->n->store, grant_write, grant_done, g);
+        if (rc == 0)
+            return;
+        respond_final(g, rc);
+    } else {
+        respond_final(g, 0);
+    }
+    http_resume(g->req);
+}
+
+/* ---------------------------------------------------------------- mint */
+
+/* Mints the access token (and ID and refresh tokens when due) for g's
+ * client, user and scope. 0, or an error already recorded in g->err. */
+static int mint(struct grant *g, struct db *db, bool with_refresh)
+{
+    struct arena *a = &g->req->arena;
+    char *s = NULL;
+    int rc;
+
+    if (g->c.opaque_tokens) {
+        char tok[OAUTH_TOKEN_BUFSZ];
+        oauth_random_token(tok, g->at_hash);
+        g->access_token = arena_strdup(a, tok);
+        g->write_opaque = true;
+    } else {
+        struct at_claims ac = {
+            .iss = g->t.issuer,
+            .sub = g->user_id ? g->user_id : g->c.client_id,
+            .aud = g->t.issuer,
+            .client_id = g->c.client_id,
+            .scope = g->scope_str,
+            .iat = g->now,
+            .exp = g->now + g->at_ttl,
+            .auth_time = g->user_id ? g->auth_time : 0,
+        };
+        rc = oauth_jwt_access_token(g->n, db, g->t.name, &ac, &s);
+        if (rc < 0)
+            goto fail;
+        g->access_token = arena_strdup(a, s);
+        free(s);
+        s = NULL;
+    }
+    if (with_refresh) {
+        oauth_random_token(g->refresh_token, g->rt_hash);
+        g->write_refresh = true;
+        if (!g->family_id) {
+            char *fam = arena_alloc(a, UUID_STRLEN + 1);
+            uuid_v4(fam);
+            g->family_id = fam;
+        }
+    }
+    if (g->user_id && oauth_scopes_has(&g->scope, "openid")) {
+        struct id_claims ic = {
+            .iss = g->t.issuer,
+            .sub = g->user_id,
+            .aud = g->c.client_id,
+            .iat = g->now,
+            .exp = g->now + g->id_ttl,
+            .auth_time = g->auth_time,
+            .scope = &g->scope,
+            .user_data = g->user_data,
+            .user_name = g->user_name,
+            .updated_at = g->user_updated_at,
+        };
+        rc = oauth_id_token(g->n, db, g->t.name, &ic, &s);
+        if (rc < 0)
+            goto fail;
+        g->id_token = arena_strdup(a, s);
+        free(s);
+    }
+    return 0;
+fail:
+    log_error("token: cannot sign", "tenant", g->t.name, "rc", log_i64(rc), NULL);
+    set_err(g, 500, "server_error", rc == -ENOENT ? "tenant has no signing key" : "signing failed");
+    return rc;
+}
+
+static bool refresh_allowed(const struct grant *g)
+{
+    return (g->t.s.grant_types & GRANT_REFRESH_TOKEN) && client_allows_grant(&g->c, GRANT_REFRESH_TOKEN);
+}
+
+/* --------------------------------------------------------------- grants */
+
+static enum http_result grant_client_credentials(struct grant *g, struct db *db)
+{
+    if (!g->c.confidential) {
+        oauth_respond_err(g->req, 400, "unauthorized_client", "public clients cannot use client_credentials");
+        return HTTP_DONE;
+    }
+    if (mint(g, db, false) < 0) {
+        oauth_respond_error(g->req, &g->err);
+        return HTTP_DONE;
+    }
+    return finish(g);
+}
+
+/* Runs on the worker pool: argon2id, then mint and answer. */
+static void password_job(void *arg)
+{
+    struct grant *g = arg;
+    struct db *db = store_reader(g->n->store);
+    int rc = user_auth_verify(db, g->t.name, g->tr.username, g->tr.password, g->tr.password_len, &g->t.s,
+                              g->now, &g->req->arena, &g->ua);
+    if (rc < 0) {
+        set_err(g, 500, "server_error", "storage error");
+        goto answer;
+    }
+    if (g->ua.result != USER_AUTH_OK) {
+        log_info("password grant refused", "tenant", g->t.name, "client_id", g->c.client_id, "reason",
+                 user_auth_result_name(g->ua.result), NULL);
+        if (g->ua.write == USER_AUTH_WRITE_FAILURE)
+            g->login_failure = true;
+        else
+            set_err(g, 400, "invalid_grant", "invalid username or password");
+        goto answer;
+    }
+    g->user_id = g->ua.user_id;
+    g->user_name = g->ua.user_name;
+    g->user_data = g->ua.data;
+    g->user_updated_at = g->ua.updated_at;
+    g->auth_time = g->now;
+    g->login_reset = g->ua.write == USER_AUTH_WRITE_RESET;
+    mint(g, db, refresh_allowed(g));
+answer:
+    if (g->failed) {
+        respond_final(g, 0);
+        http_resume(g->req);
+        return;
+    }
+    finish_async(g);
+}
+
+static enum http_result grant_password(struct grant *g)
+{
+    int rc = oauth_workers_submit(password_job, g);
+    if (rc < 0) {
+        oauth_respond_write_error(g->req, rc);
+        return HTTP_DONE;
+    }
+    return HTTP_SUSPEND;
+}
+
+static int load_user(struct grant *g, struct db *db)
+{
+    struct db_stmt *st = db_prepare(db, "SELECT active, user_name, data, updated_at FROM users"
+                                        " WHERE tenant = $1 AND id = $2");
+    if (!st)
+        return -EIO;
+    db_bind_text(st, 1, g->t.name, -1);
+    db_bind_text(st, 2, g->user_id, -1);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        struct arena *a = &g->req->arena;
+        rc = db_col_int64(st, 0) ? 0 : -EACCES;
+        g->user_name = arena_strdup(a, db_col_text(st, 1));
+        g->user_data = arena_strdup(a, db_col_text(st, 2));
+        g->user_updated_at = db_col_int64(st, 3);
+    } else {
+        rc = rc == DB_DONE ? -ENOENT : -EIO;
+    }
+    db_done(st);
+    return rc;
+}
+
+static enum http_result grant_refresh(struct grant *g, struct db *db)
+{
+    struct http_request *req = g->req;
+    struct arena *a = &req->arena;
+    struct oauth_token_info *old = &g->old;
+    int rc = oauth_refresh_lookup(db, g->tr.refresh_token, g->tr.refresh_token_len, a, old);
+
+    if (rc == -EIO) {
+        oauth_respond_err(req, 500, "server_error", "storage error");
+        return HTTP_DONE;
+    }
+    if (rc < 0 || strcmp(old->tenant, g->t.name) != 0 || strcmp(old->client_id, g->c.client_id) != 0) {
+        oauth_respond_err(req, 400, "invalid_grant", "refresh token is invalid");
+        return HTTP_DONE;
+    }
+    if (strcmp(old->status, "active") != 0) {
+        g->revoke_family = true;     /* replay of a rotated or revoked token */
+        return finish(g);
+    }
+    if (old->exp <= g->now) {
+        oauth_respond_err(req, 400, "invalid_grant", "refresh token expired");
+        return HTTP_DONE;
+    }
+
+    /* Scope: narrowing allowed, never widening; scopes the client has lost since are dropped. */
+    struct oauth_scopes granted;
+    oauth_scope_parse(old->scope, strlen(old->scope), a, &granted);
+    const struct oauth_scopes *want = g->tr.has_scope ? &g->tr.scope : &granted;
+    g->scope.items = arena_alloc(a, (want->n + 1) * sizeof(char *));
+    g->scope.n = 0;
+    for (size_t i = 0; i < want->n; i++) {
+        if (!oauth_scopes_has(&granted, want->items[i])) {
+            oauth_respond_err(req, 400, "invalid_scope", "scope exceeds the scope originally granted");
+            return HTTP_DONE;
+        }
+        if (client_has_scope(&g->c, want->items[i]))
+            g->scope.items[g->scope.n++] = want->items[i];
+    }
+    g->scope_str = oauth_scopes_join(&g->scope, a);
+
+    if (old->user_id) {
+        g->user_id = old->user_id;
+        rc = load_user(g, db);
+        if (rc == -EIO) {
+            oauth_respond_err(req, 500, "server_error", "storage error");
+            return HTTP_DONE;
+        }
+        if (rc < 0) {
+            oauth_respond_err(req, 400, "invalid_grant", "the user is no longer active");
+            return HTTP_DONE;
+        }
+    }
+    g->auth_time = old->auth_time;
+    g->family_id = old->family_id;
+    g->rotate = true;
+    if (mint(g, db, true) < 0) {
+        oauth_respond_error(req, &g->err);
+        return HTTP_DONE;
+    }
+    return finish(g);
+}
+
+/* ------------------------------------------------------------- endpoint */
+
+/* Requested scopes must all be allowed for the client; none -> defaults. */
+static int resolve_scope(struct grant *g)
+{
+    struct arena *a = &g->req->arena;
+    if (g->tr.has_scope) {
+        for (size_t i = 0; i < g->tr.scope.n; i++)
+            if (!client_has_scope(&g->c, g->tr.scope.items[i]))
+                return -EACCES;
+        g->scope = g->tr.scope;
+    } else {
+        g->scope.items = arena_alloc(a, (g->c.ndefault_scopes + 1) * sizeof(char *));
+        g->scope.n = 0;
+        for (size_t i = 0; i < g->c.ndefault_scopes; i++)
+            g->scope.items[g->scope.n++] = g->c.default_scopes[i];
+    }
+    g->scope_str = oauth_scopes_join(&g->scope, a);
+    return 0;
+}
+
+enum http_result oauth_token_handler(struct http_request *req)
+{
+    struct node *n = req->route_data;
+    struct db *db = store_reader(n->store);
+    struct grant *g = arena_alloc(&req->arena, sizeof(*g));
+    struct oauth_error err;
+
+    g->req = req;
+    g->n = n;
+    g->now = now_s();
+    if (!req->content_type || strcmp(req->content_type, "application/x-www-form-urlencoded") != 0) {
+        oauth_respond_err(req, 400, "invalid_request", "expected application/x-www-form-urlencoded");
+        return HTTP_DONE;
+    }
+    if (oauth_token_request_parse(req->body.p, req->body.len, http_header(req, "Authorization"),
+                                  &req->arena, &g->tr, &err) < 0) {
+        oauth_respond_error(req, &err);
+        return HTTP_DONE;
+    }
+    if (oauth_load_tenant(n, req, db, &g->t) < 0)
+        return HTTP_DONE;
+    if (oauth_client_authenticate(db, g->t.name, &g->tr.auth, false, &req->arena, &g->c, &err) < 0) {
+        oauth_respond_error(req, &err);
+        return HTTP_DONE;
+    }
+    if (!(g->t.s.grant_types & g->tr.grant)) {
+        oauth_respond_err(req, 400, "unauthorized_client",
+                          arena_sprintf(&req->arena, "grant %s is not enabled for this tenant",
+                                        g->tr.grant_type));
+        return HTTP_DONE;
+    }
+    if (!client_allows_grant(&g->c, g->tr.grant)) {
+        oauth_respond_err(req, 400, "unauthorized_client",
+                          arena_sprintf(&req->arena, "client may not use grant %s", g->tr.grant_type));
+        return HTTP_DONE;
+    }
+    g->at_ttl = g->c.access_token_ttl > 0 ? g->c.access_token_ttl : g->t.s.access_token_ttl;
+    g->rt_ttl = g->c.refresh_token_ttl > 0 ? g->c.refresh_token_ttl : g->t.s.refresh_token_ttl;
+    g->id_ttl = g->c.id_token_ttl > 0 ? g->c.id_token_ttl : g->t.s.id_token_ttl;
+
+    if (g->tr.grant == GRANT_REFRESH_TOKEN)
+        return grant_refresh(g, db);
+    if (resolve_scope(g) < 0) {
+        oauth_respond_err(req, 400, "invalid_scope", "requested scope is not allowed for this client");
+        return HTTP_DONE;
+    }
+    if (g->tr.grant == GRANT_CLIENT_CREDENTIALS)
+        return grant_client_credentials(g, db);
+    return grant_password(g);
+}
