@@ -23,7 +23,8 @@ PY=/usr/bin/python3
 dir=$(mktemp -d)
 PEER_PID=
 cleanup() {
-  stop_node "${NODE_PID:-0}"
+  # never `kill 0`: with an empty pid that would signal our whole process group
+  if [ -n "${NODE_PID:-}" ]; then stop_node "$NODE_PID"; fi
   if [ -n "$PEER_PID" ]; then kill -TERM "$PEER_PID" 2>/dev/null || true; wait "$PEER_PID" 2>/dev/null || true; fi
   rm -rf "$dir"
 }
@@ -98,7 +99,8 @@ EOF
 # One refresh token per connection, and a few spare: password grants, 4 at a time.
 rt_file=$dir/refresh_tokens
 seq 1 $((CONNS + 8)) | xargs -P4 -I{} curl -fsS -u "bench-refresh:$rt_secret" -d grant_type=password \
-  -d username=bench-user -d password=Bench-Passw0rd! -d scope=api:read "$base/oauth2/token" -o "$dir/rt.{}"
+  -d username=bench-user -d password=Bench-Passw0rd! -d scope=api:read "$base/oauth2/token" -o "$dir/rt.{}" \
+  || die "password grants for the refresh-token pool failed"
 for f in "$dir"/rt.*; do json refresh_token < "$f"; done > "$rt_file"
 [ "$(wc -l < "$rt_file")" -ge "$CONNS" ] || die "could not seed $CONNS refresh tokens"
 

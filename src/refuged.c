@@ -91,9 +91,9 @@ static void print_config_reference(void)
     }
 }
 
-/* --hash-password: one line (or all of stdin, without its final newline) is
- * the password; the PHC string (default argon2id parameters) goes to stdout.
- * For operators seeding users, and for tests. */
+/* --hash-password: stdin (without a final newline) is the password; its PHC
+ * string (default argon2id parameters) goes to stdout. For operators seeding
+ * users, and for tests. */
 static int hash_password(void)
 {
     char pw[CRYPTO_PASSWORD_MAX + 2];

@@ -59,6 +59,14 @@ void jw_str(struct jw *w, const char *k, const char *v)
     buf_putc(w->b, '"');
 }
 
+void jw_str_safe(struct jw *w, const char *k, const char *v)
+{
+    key(w, k);
+    buf_putc(w->b, '"');
+    buf_puts(w->b, v);
+    buf_putc(w->b, '"');
+}
+
 void jw_int(struct jw *w, const char *k, int64_t v)
 {
     char num[24];
@@ -121,7 +129,7 @@ int oauth_jwt_access_token(struct node *n, struct db *db, const char *tenant, st
     jw_str(&w, "aud", c->aud);
     jw_int(&w, "exp", c->exp);
     jw_int(&w, "iat", c->iat);
-    jw_str(&w, "jti", c->jti);
+    jw_str_safe(&w, "jti", c->jti);
     jw_str(&w, "client_id", c->client_id);
     jw_str(&w, "scope", c->scope);
     if (c->auth_time)

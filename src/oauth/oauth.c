@@ -64,6 +64,27 @@ int oauth_load_tenant(struct node *n, struct http_request *req, struct db *db, s
     return rc;
 }
 
+static int step_once(struct db *db, const char *sql)
+{
+    struct db_stmt *st = db_prepare(db, sql);
+    if (!st)
+        return DB_ERR;
+    int rc = db_step(st);
+    db_done(st);
+    return rc < 0 ? rc : 0;
+}
+
+int oauth_read_begin(struct db *db)
+{
+    return step_once(db, "BEGIN");
+}
+
+void oauth_read_end(struct db *db)
+{
+    if (step_once(db, "COMMIT") < 0)
+        step_once(db, "ROLLBACK");
+}
+
 /* -------------------------------------------------- client authentication */
 
 int oauth_client_authenticate(struct db *db, const char *tenant, const struct oauth_client_auth *auth,

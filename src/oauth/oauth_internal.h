@@ -36,6 +36,10 @@ void oauth_no_cache(struct http_request *req);
 /* Loads the request's tenant; answers 404 and returns -ENOENT when unknown. */
 int oauth_load_tenant(struct node *n, struct http_request *req, struct db *db, struct tenant *t);
 
+/* A read transaction on the calling thread's reader (cached BEGIN / COMMIT). 0 or DB error. */
+int oauth_read_begin(struct db *db);
+void oauth_read_end(struct db *db);
+
 /* -------------------------------------------------- client authentication */
 
 /* Loads auth->client_id of `tenant` and checks its credentials: confidential
@@ -56,6 +60,9 @@ struct jw {
 };
 void jw_begin(struct jw *w, struct buf *b);
 void jw_str(struct jw *w, const char *key, const char *v);
+/* For values that need no escaping by construction (base64url tokens, JWS
+ * compact serializations, UUIDs, literals): copied as they are. */
+void jw_str_safe(struct jw *w, const char *key, const char *v);
 void jw_int(struct jw *w, const char *key, int64_t v);
 void jw_bool(struct jw *w, const char *key, bool v);
 void jw_raw(struct jw *w, const char *key, const char *json);  /* v is already JSON */

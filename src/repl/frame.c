@@ -709,8 +709,8 @@ static void reserve(struct repl_decoder *d, size_t n)
     assert(n <= REPL_FRAME_MAX);
     if (n <= d->cap)
         return;
-    /* Exactly what this frame needs (at least one page): never more than
-     * the declared frame, which header_check() already bounded. */
+    /* Exactly what was asked for (at least one page): never more than the
+     * declared frame, which header_check() already bounded. */
     cap = n < 4096 ? 4096 : n;
     d->buf = xrealloc(d->buf, cap);
     d->cap = cap;
@@ -728,12 +728,20 @@ static void next_frame(struct repl_decoder *d)
 
 size_t repl_decoder_want(struct repl_decoder *d, void **dst)
 {
+    size_t target, step;
+
     if (d->err)
         return 0;
     next_frame(d);
-    reserve(d, d->need);
+    /* Grow with the bytes that actually arrive (64 KiB, then doubling), so a
+     * header that declares 8 MiB costs 8 MiB only once 8 MiB came. */
+    target = d->need;
+    step = d->have < 65536 ? 65536 : d->have;
+    if (target - d->have > step)
+        target = d->have + step;
+    reserve(d, target);
     *dst = d->buf + d->have;
-    return d->need - d->have;
+    return (d->cap < d->need ? d->cap : d->need) - d->have;
 }
 
 int repl_decoder_wrote(struct repl_decoder *d, size_t k, struct repl_frame *out)

@@ -291,9 +291,11 @@ bool repl_records_next(struct repl_records_iter *it, struct repl_record *out);
 
 /* ---- Decoder ---------------------------------------------------------------
  * Feed it bytes as they arrive; it yields complete, checksum-verified,
- * fully parsed frames. Memory: one buffer that grows to header + the declared
- * payload length, and only after the header passed magic, type, flags and
- * the type's size limit; so at most REPL_FRAME_MAX bytes. Errors are sticky:
+ * fully parsed frames. Memory: one buffer that grows with the bytes received
+ * toward header + the declared payload length, and only after the header
+ * passed magic, type, flags and the type's size limit; so never more than
+ * that frame, at most REPL_FRAME_MAX bytes. It is kept for the next frame
+ * and released by repl_decoder_free(). Errors are sticky:
  * after one, every call returns the same error (the stream is unusable).
  */
 struct repl_decoder {
@@ -321,9 +323,9 @@ int repl_decoder_feed(struct repl_decoder *d, const void *data, size_t n, size_t
                       struct repl_frame *out);
 
 /* Zero-copy variant for readers: *dst receives where the next bytes go and
- * the return value is how many bytes the decoder needs to finish the current
- * header or payload (>= 1; never more, so a read of that size cannot run into
- * the next frame). Returns 0 after an error. After writing k (1..want) bytes
+ * the return value is how many bytes may be written there (>= 1; never more
+ * than the current header or payload still needs, so a read of that size
+ * cannot run into the next frame). Returns 0 after an error. After writing k (1..want) bytes
  * there, call repl_decoder_wrote(), which returns like repl_decoder_feed(). */
 size_t repl_decoder_want(struct repl_decoder *d, void **dst);
 int repl_decoder_wrote(struct repl_decoder *d, size_t k, struct repl_frame *out);

@@ -20,11 +20,15 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -44,6 +48,7 @@ struct repl_tls {
 static const char *ssl_reason(char *out, size_t outlen)
 {
     unsigned long e, last = 0;
+    const char *r;
 
     while ((e = ERR_get_error()) != 0)
         if (!last || ERR_GET_LIB(e) == ERR_LIB_SSL)
@@ -52,8 +57,13 @@ static const char *ssl_reason(char *out, size_t outlen)
         snprintf(out, outlen, "unknown TLS error");
         return out;
     }
-    snprintf(out, outlen, "%s", ERR_reason_error_string(last) ? ERR_reason_error_string(last)
-                                                              : "unknown TLS error");
+    r = ERR_reason_error_string(last);
+    if (!r)
+        snprintf(out, outlen, "unknown TLS error");
+    else if (strstr(r, " alert "))     /* the peer refused: say so */
+        snprintf(out, outlen, "peer sent TLS alert (%s)", r);
+    else
+        snprintf(out, outlen, "%s", r);
     return out;
 }
 
@@ -116,7 +126,12 @@ static int ctx_new(bool server, const char *ca, const char *cert, const char *ke
         goto out;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        ERRF("%s: cannot load private key: %s", key, ssl_reason(why, sizeof why));
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            ERRF("%s: private key does not match certificate %s", key, cert);
+            ERR_clear_error();
+        } else {
+            ERRF("%s: cannot load private key: %s", key, ssl_reason(why, sizeof why));
+        }
         goto out;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -272,6 +287,81 @@ static const struct repl_conn_ops tls_ops = {
     .close = tls_close,
 };
 
+/*
+ * A socket BIO that sends with MSG_NOSIGNAL: OpenSSL's own socket BIO uses
+ * write(2), which raises SIGPIPE when the peer has gone, and a library must
+ * not depend on every program ignoring that signal.
+ */
+static int nosig_write(BIO *b, const char *data, int n)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    ssize_t w;
+
+    BIO_clear_retry_flags(b);
+    w = send(fd, data, (size_t)n, MSG_NOSIGNAL);
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_write(b);
+    return (int)w;
+}
+
+static int nosig_read(BIO *b, char *data, int n)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    ssize_t r;
+
+    BIO_clear_retry_flags(b);
+    r = recv(fd, data, (size_t)n, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_read(b);
+    return (int)r;
+}
+
+static long nosig_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_C_GET_FD:
+        if (ptr)
+            *(int *)ptr = (int)(intptr_t)BIO_get_data(b);
+        return (long)(intptr_t)BIO_get_data(b);
+    default:
+        return 0;
+    }
+}
+
+static int nosig_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *nosig_method;
+static pthread_once_t nosig_once = PTHREAD_ONCE_INIT;
+
+static void nosig_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "refuge socket");
+
+    if (!m || !BIO_meth_set_write(m, nosig_write) || !BIO_meth_set_read(m, nosig_read) ||
+        !BIO_meth_set_ctrl(m, nosig_ctrl) || !BIO_meth_set_create(m, nosig_create))
+        abort();    /* only allocation can fail here; the one OOM policy is to abort */
+    nosig_method = m;
+}
+
+/* A BIO over fd (not owning it). NULL only if OpenSSL is out of memory. */
+static BIO *nosig_bio(int fd)
+{
+    BIO *b;
+
+    pthread_once(&nosig_once, nosig_init);
+    if (!(b = BIO_new(nosig_method)))
+        return NULL;
+    BIO_set_data(b, (void *)(intptr_t)fd);
+    return b;
+}
+
 /* Runs the handshake; on failure err gets "<peer>: TLS handshake failed: <why>". */
 static int handshake(bool server, int fd, struct repl_tls *tls, const char *verify_host,
                      const char *peer_desc, int timeout_ms, struct repl_conn **out, char *err,
@@ -282,6 +372,7 @@ static int handshake(bool server, int fd, struct repl_tls *tls, const char *veri
     unsigned char ipbuf[16];
     char why[192], name[REPL_NODE_NAME_MAX + 1];
     SSL *ssl;
+    BIO *bio;
     long vr;
     int ret, rc;
 
@@ -294,7 +385,12 @@ static int handshake(bool server, int fd, struct repl_tls *tls, const char *veri
         goto out;
     }
     c->impl = ssl;
-    SSL_set_fd(ssl, fd);
+    if (!(bio = nosig_bio(fd))) {
+        ERRF("%s: TLS setup failed: %s", c->peer_addr, ssl_reason(why, sizeof why));
+        rc = -EPROTO;
+        goto out;
+    }
+    SSL_set_bio(ssl, bio, bio);
     if (!server && verify_host && verify_host[0]) {
         X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
         bool is_ip = inet_pton(AF_INET, verify_host, ipbuf) == 1 ||

@@ -638,6 +638,9 @@ static int resolve_path(struct parser *ps, struct str w, struct scim_attr_ref *r
             return fail(ps, "unknown sub-attribute '%s' of '%s'", excerpt(sub, ex2, sizeof(ex2)),
                         ref->attr->name);
     }
+    /* a filter must not become an oracle for what is never returned */
+    if (ref->attr->returned == SCIM_RET_NEVER || (ref->sub && ref->sub->returned == SCIM_RET_NEVER))
+        return fail(ps, "attribute '%s' cannot be used in a filter", ref->attr->name);
     return 0;
 }
 

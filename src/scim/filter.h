@@ -34,6 +34,8 @@
  *     "... or the specified attribute and filter comparison combination is
  *     not supported", and a PATCH path's unknown attribute is invalidPath
  *     (path.h).
+ *   - Attributes that are never returned (password) cannot be filtered on:
+ *     a filter would be an oracle for their value.
  *   - Every comparison is existential: it matches when ANY value of the
  *     attribute satisfies it (RFC 7644: "only one has to match"), ne
  *     included, so an absent attribute matches neither eq nor ne. Use
@@ -41,7 +43,9 @@
  *   - `x eq null` is `not (x pr)`, `x ne null` is `x pr` (RFC 7644: null and
  *     unassigned are the same state); other operators reject null.
  *   - pr: the attribute has a value that is not null, "", [] or {}; for a
- *     multi-valued attribute, at least one such element.
+ *     multi-valued attribute, at least one such element. The empty string
+ *     is the unassigned state for comparisons too: it matches no eq, ne,
+ *     co, ... (so the store's NOT NULL DEFAULT '' columns read as absent).
  *   - A comparison on a complex attribute without a sub-attribute uses its
  *     "value" sub-attribute (emails co "@x" == emails.value co "@x");
  *     complex attributes without "value" only accept pr.

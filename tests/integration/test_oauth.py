@@ -632,6 +632,10 @@ def test_password_grant(env):
     assert idt["preferred_username"] == username and idt["locale"] == "en-GB"
     assert idt["email"] == "ada@example.com"
     assert "phone_number" not in idt            # phone scope not granted
+    # an ID token is not an access token (typ JWT, aud = client): refused as one
+    assert env.userinfo(body["id_token"]).status_code == 401
+    assert env.active(body["id_token"], client=c) is False
+    assert env.userinfo(body["access_token"]).status_code == 200
     # without openid: no ID token
     r = env.password(None, c, username, scope="api:read")
     assert r.status_code == 200 and "id_token" not in r.json()
@@ -966,3 +970,35 @@ def test_purge_batches(env):
     with env.db() as db:
         assert db.execute("SELECT count(*) FROM opaque_tokens WHERE token_hash = 'keep'").fetchone()[0] == 1
         db.execute("DELETE FROM opaque_tokens WHERE token_hash = 'keep'")
+
+
+# ---------------------------------------------------------------- standby
+
+def test_standby_serves_reads_refuses_writes(tmp_path):
+    """On a standby, what needs no write still works (JWT client_credentials,
+    introspection); what must write answers 503 temporarily_unavailable."""
+    node = Node(str(tmp_path)).start()
+    try:
+        env = Env(node)
+        jc = env.client()
+        oc = env.client(token_format="opaque")
+        pc = pw_client(env)
+        nr = pw_client(env, grant_types=["password"])
+        _, username = env.user()
+        rt = env.password(None, pc, username).json()["refresh_token"]
+        assert node.stop() == 0
+        with env.db() as db:
+            db.execute("UPDATE node_state SET value = 'standby' WHERE key = 'role'")
+        node.start()
+        assert node.get("/health/ready").status_code == 503
+        tok = env.cc(None, jc)["access_token"]
+        assert env.active(tok, client=jc) is True
+        assert env.password(None, nr, username).status_code == 200      # JWT, no refresh token: no write
+        for r in (env.token(None, oc, {"grant_type": "client_credentials"}),
+                  env.password(None, pc, username),
+                  refresh(env, pc, rt),
+                  env.revoke(tok, client=jc)):
+            assert_oauth_error(r, 503, "temporarily_unavailable")
+            assert "standby" in r.json()["error_description"]
+    finally:
+        node.kill()

@@ -325,6 +325,8 @@ static const struct fcase cases[] = {
     { "meta.created sw \"2010\"", ERR },
     { "title gt null", ERR },
     { "unknownAttr eq \"x\"", ERR },
+    { "password pr", ERR },                                    /* returned: never */
+    { "password eq \"secret\"", ERR },
     { "name.unknown eq \"x\"", ERR },
     { "userName.x eq \"a\"", ERR },
     { "name.givenName.x eq \"a\"", ERR },
@@ -1042,6 +1044,60 @@ static void test_sql_injection(void **state)
     }
 }
 
+/* The largest and deepest filters the limits allow still make SQL that
+ * SQLite accepts and that agrees with the evaluator; a caller's SQL length
+ * limit is enforced. */
+static void test_sql_extremes(void **state)
+{
+    struct db_fixture *fx = *state;
+    char *s = xmalloc(SCIM_FILTER_MAX_LEN + 1), *ids;
+    struct scim_filter *f;
+    struct scim_err err;
+    struct scim_sql sql;
+    struct scim_sql_opts o = { .table = "u", .first_param = 2 };
+    size_t k = 0, i;
+
+    /* 51 value paths of 4 nodes each, joined by or: 254 nodes */
+    for (i = 0; i < 50; i++)
+        k += (size_t)sprintf(s + k, "%semails[type eq \"t%zu\" and value co \"%%\"]", i ? " or " : "", i);
+    k += (size_t)sprintf(s + k, " or emails[type eq \"work\" and value co \"%%\"]");
+    ids = differential(fx, &rt_test, s);
+    assert_string_equal(ids, "u5");
+    free(ids);
+    /* 30 levels of not ( ... ) around a value path holding one more: depth 32 */
+    k = 0;
+    for (i = 0; i < 30; i++)
+        k += (size_t)sprintf(s + k, "not (");
+    k += (size_t)sprintf(s + k, "emails[type eq \"work\" or not (primary pr)]");
+    for (i = 0; i < 30; i++)
+        s[k++] = ')';
+    s[k] = '\0';
+    ids = differential(fx, &rt_test, s);
+    assert_string_equal(ids, "2819c223-7f76-453a-919d-413861904646,u2,u4,u5");
+    free(ids);
+    /* the longest text: one long string value */
+    k = (size_t)sprintf(s, "title eq \"");
+    memset(s + k, 'a', SCIM_FILTER_MAX_LEN - k - 1);
+    s[SCIM_FILTER_MAX_LEN - 1] = '"';
+    s[SCIM_FILTER_MAX_LEN] = '\0';
+    ids = differential(fx, &rt_test, s);
+    assert_string_equal(ids, "");
+    free(ids);
+    /* the caller's limit on the SQL text */
+    assert_int_equal(scim_filter_parse(&rt_test, STR_LIT("title pr or emails[type eq \"work\"]"), NULL, &f, &err), 0);
+    o.max_sql_len = 64;
+    assert_int_equal(scim_filter_to_sql(f, &o, &sql, &err), -E2BIG);
+    assert_null(sql.where);
+    assert_int_equal(sql.nparams, 0);
+    assert_string_equal(err.scim_type, "invalidFilter");
+    o.max_sql_len = 0;
+    assert_int_equal(scim_filter_to_sql(f, &o, &sql, &err), 0);
+    assert_true(strlen(sql.where) > 64);
+    scim_sql_free(&sql);
+    scim_filter_free(f);
+    free(s);
+}
+
 /* Indexed columns keep a shape SQLite can use an index for. */
 static void test_sql_plan(void **state)
 {
@@ -1094,6 +1150,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sql_matches_evaluator, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_sql_groups, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_sql_injection, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(test_sql_extremes, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_sql_plan, db_setup, db_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
