@@ -6,8 +6,9 @@
 #      rotated, new row inserted); every refresh token is used once
 #      (bench/wrk/token_refresh.lua)
 #   4. the same client_credentials load as 1. against npm oidc-provider
-#      (bench/peers/oidc-provider, ES256 JWT access tokens, 2 cluster workers),
-#      started after refuged has stopped so the two never share the CPU
+#      (bench/peers/oidc-provider, ES256 JWT access tokens), with 2 cluster
+#      workers (one per core, as refuged runs 2 HTTP threads) and as a single
+#      process; started after refuged has stopped so the two never share the CPU
 #   5. `openssl speed ecdsap256`: ES256 signatures per second on this machine,
 #      on one core and on all cores — the ceiling for 1. and 4.
 # Parameters are fixed so runs compare: wrk -t2, 64 connections, 10 s per
@@ -139,20 +140,27 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 peer_ver=$(node -p 'require(process.argv[1]).version' "$PEER_DIR/node_modules/oidc-provider/package.json")
-pport=$(free_port)
-PORT=$pport CLIENT_ID=bench-peer CLIENT_SECRET=bench-peer-secret WORKERS=2 \
-  node "$PEER_DIR/server.mjs" > "$dir/peer.log" 2>&1 &
-PEER_PID=$!
-for _ in $(seq 1 300); do grep -q '^listening' "$dir/peer.log" && break; sleep 0.05; done
-grep -q '^listening' "$dir/peer.log" || { cat "$dir/peer.log" >&2; die "oidc-provider did not start"; }
-pbase=http://127.0.0.1:$pport
-kind=$(token_kind "$(curl -fsS -u bench-peer:bench-peer-secret -d grant_type=client_credentials -d scope=api:read \
-  "$pbase/token" | json access_token)")
-[ "$kind" = "ES256 at+jwt" ] || die "oidc-provider issued: $kind"
-TOKEN_BASIC=$(b64 bench-peer:bench-peer-secret)
-wrk_run "$pbase/token" "$ROOT/bench/wrk/token_cc.lua" "$CONNS" "$WARMUP" >/dev/null
-r_peer=$(wrk_run "$pbase/token" "$ROOT/bench/wrk/token_cc.lua" "$CONNS" "$SECS")
-kill -TERM "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=
+# run_peer WORKERS -> PEER_RESULT (WRK_RESULT line of the measured run).
+# Runs in this shell, not in $(...), so the EXIT trap knows PEER_PID.
+run_peer() {
+  local pport pbase kind
+  pport=$(free_port)
+  PORT=$pport CLIENT_ID=bench-peer CLIENT_SECRET=bench-peer-secret WORKERS=$1 \
+    node "$PEER_DIR/server.mjs" > "$dir/peer.log" 2>&1 &
+  PEER_PID=$!
+  for _ in $(seq 1 300); do grep -q '^listening' "$dir/peer.log" && break; sleep 0.05; done
+  grep -q '^listening' "$dir/peer.log" || { cat "$dir/peer.log" >&2; die "oidc-provider did not start"; }
+  pbase=http://127.0.0.1:$pport
+  kind=$(token_kind "$(curl -fsS -u bench-peer:bench-peer-secret -d grant_type=client_credentials -d scope=api:read \
+    "$pbase/token" | json access_token)")
+  [ "$kind" = "ES256 at+jwt" ] || die "oidc-provider issued: $kind"
+  TOKEN_BASIC=$(b64 bench-peer:bench-peer-secret)
+  wrk_run "$pbase/token" "$ROOT/bench/wrk/token_cc.lua" "$CONNS" "$WARMUP" >/dev/null
+  PEER_RESULT=$(wrk_run "$pbase/token" "$ROOT/bench/wrk/token_cc.lua" "$CONNS" "$SECS")
+  kill -TERM "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=
+}
+run_peer 2; r_peer=$PEER_RESULT
+run_peer 1; r_peer1=$PEER_RESULT
 
 # ------------------------------------------------------------------ openssl
 sign_rate() { awk '/nistp256/ { print $(NF-1) }' | tail -1; }
@@ -167,6 +175,8 @@ row() { # row LABEL RESULT NOTES
 }
 ratio=$(awk -v a="$(echo "$r_jwt" | field rps)" -v b="$(echo "$r_peer" | field rps)" \
   'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }')
+ratio1=$(awk -v a="$(echo "$r_jwt" | field rps)" -v b="$(echo "$r_peer1" | field rps)" \
+  'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }')
 of_ceiling=$(awk -v a="$(echo "$r_jwt" | field rps)" -v b="$ssln" \
   'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else print "n/a" }')
 {
@@ -177,9 +187,10 @@ of_ceiling=$(awk -v a="$(echo "$r_jwt" | field rps)" -v b="$ssln" \
   row "refuge: client_credentials, JWT ES256" "$r_jwt" "no store write; ${of_ceiling}% of the openssl ES256 ceiling below"
   row "refuge: client_credentials, opaque" "$r_opq" "one row per token; mean group-commit batch $batch_opq jobs"
   row "refuge: refresh_token (rotation)" "$r_rt" "read + rotate + insert per request; mean batch $batch_rt jobs"
-  row "oidc-provider $peer_ver: client_credentials, JWT ES256" "$r_peer" "npm oidc-provider, Node $(node --version), 2 cluster workers, production mode"
+  row "oidc-provider $peer_ver: client_credentials, JWT ES256" "$r_peer" "Node $(node --version), production mode, 2 cluster workers (one per core, like refuged's 2 threads)"
+  row "oidc-provider $peer_ver, single process" "$r_peer1" "the same, one Node process (its usual deployment unit)"
   echo
-  echo "- refuge / oidc-provider, client_credentials JWT ES256: **${ratio}×**"
+  echo "- refuge / oidc-provider, client_credentials JWT ES256: **${ratio}×** (against 2 workers; ${ratio1}× against one process)"
   echo "- openssl speed ecdsap256 (ES256 sign/s, the ceiling): ${ssl1} on one core, ${ssln} on $(nproc) cores (-multi $(nproc))"
   echo "- refuged: 2 HTTP threads, RSS after the runs $((rss_kib / 1024)) MiB; wrk runs on the same machine"
 } | tee "$OUT/token.md"
