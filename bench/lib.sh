@@ -32,7 +32,7 @@ wait_ready() {
   echo "node on $port did not become ready" >&2; return 1
 }
 
-stop_node() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+stop_node() { [ -n "${1:-}" ] && [ "$1" != 0 ] || return 0; kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # wrk_run URL SCRIPT CONNS SECONDS -> prints WRK_RESULT line
 wrk_run() {
