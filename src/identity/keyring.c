@@ -155,7 +155,7 @@ static int entry_load(struct keyring *kr, struct db *db, const char *tenant, uin
     atomic_init(&e->reload_us, 0);
     e->sign_rc = -ENOENT;
     st = db_prepare(db, "SELECT kid, public_jwk, private_enc, status, retire_after FROM signing_keys "
-                        "WHERE tenant = $1 ORDER BY created_at DESC, kid");
+                        "WHERE tenant = $1 ORDER BY CASE status WHEN 'active' THEN 0 ELSE 1 END, created_at DESC, kid");
     if (!st) {
         rc = -EIO;
         goto out;
@@ -505,7 +505,7 @@ json_t *keyring_list_json(struct db *db, const char *tenant)
 {
     struct db_stmt *st = db_prepare(db, "SELECT kid, alg, status, created_at, retire_after "
                                         "FROM signing_keys WHERE tenant = $1 "
-                                        "ORDER BY created_at DESC, kid");
+                                        "ORDER BY CASE status WHEN 'active' THEN 0 ELSE 1 END, created_at DESC, kid");
     json_t *arr;
     int rc;
 

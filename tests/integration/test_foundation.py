@@ -223,3 +223,13 @@ def test_sighup_reopens_log(workdir):
 def test_time_to_ready_is_recorded(node):
     started = [l for l in node.log_lines() if l.get("msg") == "refuged ready"]
     assert started and int(started[0]["startup_us"]) > 0
+
+
+def test_configuration_doc_matches_schema():
+    """docs/configuration.md is generated from the schema; regenerate it with
+    `build/refuged --config-reference > docs/configuration.md` after adding a key."""
+    from refuge import SRC
+    r = run_refuged(["--config-reference"])
+    assert r.returncode == 0
+    with open(os.path.join(SRC, "docs", "configuration.md")) as f:
+        assert f.read() == r.stdout, "docs/configuration.md is stale"
