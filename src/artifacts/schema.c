@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,19 +408,25 @@ static bool printable_text(const char *s)
     return true;
 }
 
-/* A duration key that is present: needs a unit and whole seconds. */
+/* A duration in seconds needs a unit: a bare number would be read as ms. */
+static int check_unit(const struct keymap *m, const char *path, const char *section,
+                      const char *key, struct cfg_error *err)
+{
+    char v[32];
+
+    if (!key_value(m, section, key, v, sizeof(v)) || !all_digits(v))
+        return 0;
+    set_error(err, path, keymap_line(m, section, key), section, key,
+              "needs a unit (\"%ss\", or m, h, d): a bare number would be milliseconds", v);
+    return -1;
+}
+
+/* A duration key that is present must be whole seconds. */
 static int check_seconds(const struct keymap *m, const char *path, const char *section,
                          const char *key, int64_t ms, struct cfg_error *err)
 {
-    char v[64];
-
-    if (!key_value(m, section, key, v, sizeof(v)))
+    if (!keymap_find(m, section, key))
         return 0;
-    if (all_digits(v)) {
-        set_error(err, path, keymap_line(m, section, key), section, key,
-                  "needs a unit (\"%ss\", or m, h, d): a bare number would be milliseconds", v);
-        return -1;
-    }
     if (ms % 1000 != 0) {
         set_error(err, path, keymap_line(m, section, key), section, key,
                   "must be a whole number of seconds");
@@ -583,6 +590,12 @@ int artifact_tenant_parse(const char *path, const char *text, size_t len,
     if (resolve(path, text, len, region, &resolved, &rlen, &used, &map, err) < 0)
         goto out;
     out->uses_region = used;
+    /* before the loader, whose range message would read "got 3600" for 3600 ms */
+    for (i = 0; i < sizeof(ttls) / sizeof(ttls[0]); i++)
+        if (check_unit(&map, path, "tokens", ttls[i].key, err) < 0)
+            goto out;
+    if (check_unit(&map, path, "lockout", "duration", err) < 0)
+        goto out;
     if (cfg_load_string(&tenant_schema, path, resolved, rlen, &tf, err) < 0)
         goto out;
 

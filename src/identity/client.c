@@ -10,7 +10,8 @@
  * hence no client_credentials grant).
  *
  * Row layout: list fields are JSON arrays in TEXT columns; the lifetime
- * overrides live in the `settings` JSON object ({"access_token_ttl": N, ...},
+ * overrides and the post-logout redirect URIs live in the `settings` JSON
+ * object ({"access_token_ttl": N, ..., "post_logout_redirect_uris": [...]},
  * only the ones set). The secret is never stored, only crypto_secret_hash().
  */
 #include "identity/client.h"
@@ -184,7 +185,8 @@ static int parse_ttl(const json_t *v, const char *field, int64_t *out, char *msg
 }
 
 static const char *const known_fields[] = {
-    "client_id", "name", "type", "redirect_uris", "grant_types", "scopes", "default_scopes",
+    "client_id", "name", "type", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes",
+    "default_scopes",
     "token_format", "access_token_ttl", "refresh_token_ttl", "id_token_ttl",
     "created_at", "updated_at",
 };
@@ -285,6 +287,12 @@ int client_from_json(const json_t *j, bool partial, struct arena *a, struct clie
                    &r.nredirect_uris, msg, msglen) < 0)
         goto out;
 
+    if ((v = json_object_get(j, "post_logout_redirect_uris")) &&
+        parse_list(v, "post_logout_redirect_uris", client_redirect_uri_valid,
+                   "must be an absolute https or http URL without fragment", a, &r.post_logout_redirect_uris,
+                   &r.npost_logout_redirect_uris, msg, msglen) < 0)
+        goto out;
+
     if ((v = json_object_get(j, "grant_types"))) {
         if (parse_grants(v, &r.grant_types, msg, msglen) < 0)
             goto out;
@@ -381,6 +389,8 @@ json_t *client_to_json(const struct client *c)
                           grants_json(c->grant_types), "scopes", list_json(c->scopes, c->nscopes),
                           "default_scopes", list_json(c->default_scopes, c->ndefault_scopes),
                           "token_format", c->opaque_tokens ? "opaque" : "jwt");
+    json_object_set_new(o, "post_logout_redirect_uris",
+                        list_json(c->post_logout_redirect_uris, c->npost_logout_redirect_uris));
     put_ttl(o, "access_token_ttl", c->access_token_ttl);
     put_ttl(o, "refresh_token_ttl", c->refresh_token_ttl);
     put_ttl(o, "id_token_ttl", c->id_token_ttl);
@@ -403,6 +413,14 @@ bool client_has_redirect_uri(const struct client *c, const char *uri)
 {
     for (size_t i = 0; i < c->nredirect_uris; i++)
         if (strcmp(c->redirect_uris[i], uri) == 0)
+            return true;
+    return false;
+}
+
+bool client_has_post_logout_redirect_uri(const struct client *c, const char *uri)
+{
+    for (size_t i = 0; i < c->npost_logout_redirect_uris; i++)
+        if (strcmp(c->post_logout_redirect_uris[i], uri) == 0)
             return true;
     return false;
 }
@@ -474,6 +492,16 @@ static void client_from_row(struct db_stmt *st, struct arena *a, struct client *
         c->access_token_ttl = jsonx_int(s, "access_token_ttl", 0);
         c->refresh_token_ttl = jsonx_int(s, "refresh_token_ttl", 0);
         c->id_token_ttl = jsonx_int(s, "id_token_ttl", 0);
+        json_t *pl = json_object_get(s, "post_logout_redirect_uris");
+        if (json_is_array(pl) && json_array_size(pl) > 0) {
+            size_t n = 0;
+            const char **v = arena_alloc(a, json_array_size(pl) * sizeof(*v));
+            for (size_t i = 0; i < json_array_size(pl); i++)
+                if (json_is_string(json_array_get(pl, i)))
+                    v[n++] = arena_strdup(a, json_string_value(json_array_get(pl, i)));
+            c->post_logout_redirect_uris = v;
+            c->npost_logout_redirect_uris = n;
+        }
         json_decref(s);
     }
     c->created_at = db_col_int64(st, 11);
@@ -554,6 +582,9 @@ static void cols_render(const struct client *c, struct client_cols *k)
     put_ttl(j, "access_token_ttl", c->access_token_ttl);
     put_ttl(j, "refresh_token_ttl", c->refresh_token_ttl);
     put_ttl(j, "id_token_ttl", c->id_token_ttl);
+    if (c->npost_logout_redirect_uris > 0)
+        json_object_set_new(j, "post_logout_redirect_uris",
+                            list_json(c->post_logout_redirect_uris, c->npost_logout_redirect_uris));
     k->settings = jsonx_dump(j);
     json_decref(j);
 }

@@ -7,8 +7,11 @@
  *
  * JSON shape (admin API, DESIGN.md §4):
  *   {"client_id", "name", "type": "confidential"|"public", "redirect_uris": [],
- *    "grant_types": [], "scopes": [], "default_scopes": [], "token_format": "jwt"|"opaque",
+ *    "post_logout_redirect_uris": [], "grant_types": [], "scopes": [], "default_scopes": [],
+ *    "token_format": "jwt"|"opaque",
  *    "access_token_ttl": N?, "refresh_token_ttl": N?, "id_token_ttl": N?}
+ * post_logout_redirect_uris (OIDC RP-Initiated Logout §3.1) follow the
+ * redirect_uris rules and are matched exactly at /oidc/logout.
  */
 #ifndef REFUGE_IDENTITY_CLIENT_H
 #define REFUGE_IDENTITY_CLIENT_H
@@ -28,6 +31,7 @@ struct client {
     bool confidential;
     const char *secret_hash;         /* NULL for public clients */
     const char **redirect_uris;  size_t nredirect_uris;
+    const char **post_logout_redirect_uris; size_t npost_logout_redirect_uris;
     const char **scopes;         size_t nscopes;
     const char **default_scopes; size_t ndefault_scopes;
     unsigned grant_types;            /* enum grant_bits */
@@ -72,6 +76,7 @@ json_t *client_to_json(const struct client *c);
 
 bool client_has_scope(const struct client *c, const char *scope);
 bool client_has_redirect_uri(const struct client *c, const char *uri);   /* exact match */
+bool client_has_post_logout_redirect_uri(const struct client *c, const char *uri);   /* exact match */
 bool client_allows_grant(const struct client *c, unsigned grant_bit);
 /* Constant-time check of a presented secret against the stored hash; false
  * for public clients. */

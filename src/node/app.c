@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "artifacts/artifacts.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
@@ -58,6 +59,8 @@ int app_start(struct app *a, struct refuge_conf *conf, char *err, size_t errlen)
     if ((rc = node_bootstrap(n, err, errlen)) != 0)
         goto fail;
     node_metrics_init(n);
+    if ((rc = artifacts_start(n)) != 0)
+        goto fail;
 
     struct http_route *routes = xcalloc(MAX_ROUTES, sizeof(*routes));
     size_t nr = routes_collect(n, routes, MAX_ROUTES);
@@ -82,6 +85,7 @@ int app_start(struct app *a, struct refuge_conf *conf, char *err, size_t errlen)
         log_warn("token purge job did not start", "rc", log_i64(rc), NULL);
     return 0;
 fail:
+    artifacts_stop(n);
     store_close(n->store);
     n->store = NULL;
     keyring_free(n->keyring);
@@ -98,6 +102,7 @@ void app_stop(struct app *a)
         http_server_stop(n->http, 10000);
         n->http = NULL;
     }
+    artifacts_stop(n);
     if (n->store) {
         store_close(n->store);
         n->store = NULL;

@@ -20,6 +20,7 @@
 enum node_role { NODE_ACTIVE = 0, NODE_STANDBY = 1 };
 
 struct keyring;
+struct repl;
 
 struct node {
     struct refuge_conf *conf;
@@ -32,6 +33,7 @@ struct node {
     int64_t start_mono_us;
     int64_t start_wall_us;
     char cluster_id[40];
+    struct repl *repl;           /* replication manager (src/repl), NULL before repl_start */
 };
 
 const char *node_role_name(int role);
@@ -39,7 +41,8 @@ const char *node_role_name(int role);
 /* Reads role/epoch/cluster id from node_state, initialising them on the first
  * start from the configuration. 0 or negative error with err filled. */
 int node_state_load(struct node *n, char *err, size_t errlen);
-/* Persists role (and epoch) through the writer; 0 or negative. */
+/* Persists role (and epoch) through the writer, as a system job (it also
+ * runs on a read-only standby); 0 or negative. */
 int node_state_save(struct node *n, int role, int64_t epoch);
 /* Gets / sets one node_state value (synchronous; setter goes through the writer). */
 int node_state_get(struct store *s, const char *key, char *out, size_t outlen);

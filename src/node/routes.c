@@ -6,8 +6,10 @@
 #include "node/routes.h"
 
 #include "admin/admin.h"
+#include "artifacts/artifacts.h"
 #include "node/bench.h"
 #include "oauth/oauth.h"
+#include "scim/scim.h"
 
 size_t routes_collect(struct node *n, struct http_route *out, size_t max)
 {
@@ -15,6 +17,8 @@ size_t routes_collect(struct node *n, struct http_route *out, size_t max)
     k += node_routes(n, out + k, max - k);
     k += oauth_routes(n, out + k, max - k);
     k += admin_routes(n, out + k, max - k);
+    k += scim_routes(n, out + k, max - k);
+    k += artifacts_routes(n, out + k, max - k);
     k += bench_routes(n, out + k, max - k);
     return k;
 }

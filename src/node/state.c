@@ -70,7 +70,7 @@ int node_state_save(struct node *n, int role, int64_t epoch)
     char ebuf[32];
     snprintf(ebuf, sizeof(ebuf), "%lld", (long long)epoch);
     struct kv_job j = { .keys = { "role", "epoch" }, .values = { node_role_name(role), ebuf }, .n = 2 };
-    int rc = store_write(n->store, kv_write, &j);
+    int rc = store_write_flags(n->store, kv_write, &j, STORE_JOB_SYSTEM);
     if (rc == 0) {
         atomic_store(&n->epoch, epoch);
         atomic_store(&n->role, role);

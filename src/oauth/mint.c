@@ -25,6 +25,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "core/base64.h"
 #include "core/json.h"
 #include "core/rand.h"
 #include "core/uuid.h"
@@ -237,9 +240,40 @@ json_t *oauth_user_groups(struct db *db, const char *tenant, const char *user_id
     return arr;
 }
 
+int oauth_token_half_hash(int alg, const char *token, char out[44])
+{
+    unsigned char h[crypto_hash_sha512_BYTES];
+    size_t half;
+
+    switch (alg) {
+    case CRYPTO_ALG_ES256:
+    case CRYPTO_ALG_RS256:
+        crypto_hash_sha256(h, (const unsigned char *)token, strlen(token));
+        half = crypto_hash_sha256_BYTES / 2;
+        break;
+    case CRYPTO_ALG_EDDSA:   /* Ed25519 signs with SHA-512 */
+        crypto_hash_sha512(h, (const unsigned char *)token, strlen(token));
+        half = crypto_hash_sha512_BYTES / 2;
+        break;
+    default:
+        return -EINVAL;
+    }
+    b64url_encode(h, half, out);
+    return 0;
+}
+
 int oauth_id_token(struct node *n, struct db *db, const char *tenant, const struct id_claims *c,
                    char **out)
 {
+    const struct crypto_key *k = NULL;
+    char at_hash[44];
+    int rc;
+
+    *out = NULL;
+    /* the key first: at_hash depends on its algorithm */
+    rc = keyring_signing_key(n->keyring, db, tenant, &k);
+    if (rc < 0)
+        return rc;
     json_t *p = json_object();
     json_object_set_new(p, "iss", json_string(c->iss));
     json_object_set_new(p, "sub", json_string(c->sub));
@@ -250,12 +284,17 @@ int oauth_id_token(struct node *n, struct db *db, const char *tenant, const stru
     if (c->nonce)
         json_object_set_new(p, "nonce", json_string(c->nonce));
     json_object_set_new(p, "azp", json_string(c->aud));
+    if (c->sid)
+        json_object_set_new(p, "sid", json_string(c->sid));
+    if (c->access_token && oauth_token_half_hash(crypto_key_alg(k), c->access_token, at_hash) == 0)
+        json_object_set_new(p, "at_hash", json_string(at_hash));
     oauth_user_claims(p, c->scope, c->user_data, c->user_name, c->updated_at);
     if (oauth_scopes_has(c->scope, "groups"))
         json_object_set_new(p, "groups", oauth_user_groups(db, tenant, c->sub));
     char *s = jsonx_dump(p);
     json_decref(p);
-    int rc = sign(n, db, tenant, "JWT", s, strlen(s), out);
+    rc = crypto_jws_sign(k, "JWT", s, strlen(s), out);
+    keyring_release(n->keyring, k);
     free(s);
     return rc;
 }

@@ -4,10 +4,12 @@
  * pieces every endpoint shares: RFC 6749 error rendering and client
  * authentication.
  *
- * Metadata is truthful: it lists only what this build implements. Until
- * /oauth2/authorize exists there is no authorization_endpoint, and
- * response_types_supported is empty (the member stays because OIDC
- * Discovery and RFC 8414 require it; an empty list says "none").
+ * Metadata is truthful: it lists only what this build implements and the
+ * tenant allows. A tenant whose settings leave out authorization_code has
+ * no authorization_endpoint and an empty response_types_supported (the
+ * member stays because OIDC Discovery and RFC 8414 require it; an empty
+ * list says "none"). Public clients authenticate at the token endpoint with
+ * their client_id alone ("none") and must use PKCE S256.
  */
 #include "oauth/oauth.h"
 
@@ -127,12 +129,16 @@ static json_t *str_array(const char *const *v, size_t n)
 }
 #define STR_ARRAY(v) str_array(v, sizeof(v) / sizeof(v[0]))
 
-static const char *const grants_supported[] = { "client_credentials", "password", "refresh_token" };
+static const char *const grants_supported[] = { "authorization_code", "client_credentials", "password",
+                                                "refresh_token" };
 static const char *const client_auth_methods[] = { "client_secret_basic", "client_secret_post" };
+static const char *const token_auth_methods[] = { "client_secret_basic", "client_secret_post", "none" };
+static const char *const prompt_values[] = { "none", "login", "consent", "select_account" };
 static const char *const scopes_supported[] = { "openid", "profile", "email", "phone", "address",
                                                 "groups", "refuge:admin", "scim:read", "scim:write" };
 static const char *const claims_supported[] = {
-    "iss", "sub", "aud", "exp", "iat", "auth_time", "jti", "client_id", "scope", "name", "given_name",
+    "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp", "jti", "client_id",
+    "scope", "name", "given_name",
     "family_name", "middle_name", "nickname", "preferred_username", "profile", "picture", "locale",
     "zoneinfo", "updated_at", "email", "phone_number", "address", "groups"
 };
@@ -141,12 +147,16 @@ static json_t *metadata(struct node *n, struct db *db, const struct tenant *t)
 {
     const char *iss = t->issuer;
     json_t *m = json_object();
+    bool code = (t->s.grant_types & GRANT_AUTHORIZATION_CODE) != 0;
     json_object_set_new(m, "issuer", json_string(iss));
+    if (code)
+        json_object_set_new(m, "authorization_endpoint", json_sprintf("%s/oauth2/authorize", iss));
     json_object_set_new(m, "token_endpoint", json_sprintf("%s/oauth2/token", iss));
     json_object_set_new(m, "jwks_uri", json_sprintf("%s/oauth2/jwks", iss));
     json_object_set_new(m, "userinfo_endpoint", json_sprintf("%s/oauth2/userinfo", iss));
     json_object_set_new(m, "introspection_endpoint", json_sprintf("%s/oauth2/introspect", iss));
     json_object_set_new(m, "revocation_endpoint", json_sprintf("%s/oauth2/revoke", iss));
+    json_object_set_new(m, "end_session_endpoint", json_sprintf("%s/oidc/logout", iss));
 
     /* grants: what both this build and the tenant's settings allow */
     json_t *g = json_array();
@@ -154,8 +164,14 @@ static json_t *metadata(struct node *n, struct db *db, const struct tenant *t)
         if (t->s.grant_types & grant_bit(grants_supported[i]))
             json_array_append_new(g, json_string(grants_supported[i]));
     json_object_set_new(m, "grant_types_supported", g);
-    json_object_set_new(m, "response_types_supported", json_array());
-    json_object_set_new(m, "token_endpoint_auth_methods_supported", STR_ARRAY(client_auth_methods));
+    json_object_set_new(m, "response_types_supported", code ? json_pack("[s]", "code") : json_array());
+    if (code) {
+        json_object_set_new(m, "response_modes_supported", json_pack("[s]", "query"));
+        json_object_set_new(m, "code_challenge_methods_supported", json_pack("[s]", "S256"));
+        json_object_set_new(m, "authorization_response_iss_parameter_supported", json_true());
+        json_object_set_new(m, "prompt_values_supported", STR_ARRAY(prompt_values));
+    }
+    json_object_set_new(m, "token_endpoint_auth_methods_supported", STR_ARRAY(token_auth_methods));
     json_object_set_new(m, "introspection_endpoint_auth_methods_supported", STR_ARRAY(client_auth_methods));
     json_object_set_new(m, "revocation_endpoint_auth_methods_supported", STR_ARRAY(client_auth_methods));
     json_object_set_new(m, "scopes_supported", STR_ARRAY(scopes_supported));
@@ -231,10 +247,15 @@ size_t oauth_routes(struct node *n, struct http_route *out, size_t max)
         { "POST", "/oauth2/revoke", oauth_revoke_handler, HTTP_ROUTE_TENANT, "revoke", n },
         { "GET", "/oauth2/userinfo", oauth_userinfo_handler, HTTP_ROUTE_TENANT, "userinfo", n },
         { "POST", "/oauth2/userinfo", oauth_userinfo_handler, HTTP_ROUTE_TENANT, "userinfo", n },
+        { "GET", "/oauth2/authorize", oauth_authorize_handler, HTTP_ROUTE_TENANT, "authorize", n },
+        { "POST", "/oauth2/authorize", oauth_authorize_handler, HTTP_ROUTE_TENANT, "authorize", n },
+        { "POST", "/oauth2/login", oauth_login_handler, HTTP_ROUTE_TENANT, "login", n },
+        { "GET", "/oidc/logout", oauth_logout_handler, HTTP_ROUTE_TENANT, "logout", n },
+        { "POST", "/oidc/logout", oauth_logout_handler, HTTP_ROUTE_TENANT, "logout", n },
     };
     size_t k = sizeof(routes) / sizeof(routes[0]);
     if (k > max)
         k = max;
     memcpy(out, routes, k * sizeof(routes[0]));
-    return k;
+    return k + oauth_session_admin_routes(n, out + k, max - k);
 }

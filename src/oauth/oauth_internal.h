@@ -90,6 +90,8 @@ struct id_claims {
     const char *aud;            /* client_id */
     int64_t iat, exp, auth_time;
     const char *nonce;          /* NULL: none */
+    const char *sid;            /* the SSO session's public id, NULL: none */
+    const char *access_token;   /* issued alongside: at_hash (OIDC Core §3.1.3.6), NULL: none */
     const struct oauth_scopes *scope;
     const char *user_data;      /* users.data JSON (SCIM resource) */
     const char *user_name;
@@ -97,6 +99,10 @@ struct id_claims {
 };
 int oauth_id_token(struct node *n, struct db *db, const char *tenant, const struct id_claims *c,
                    char **out);
+/* at_hash / c_hash of `token` for a JWS alg (OIDC Core §3.1.3.6): base64url
+ * of the left half of SHA-256 (ES256, RS256) or SHA-512 (EdDSA/Ed25519).
+ * out must hold 44 bytes. 0 or -EINVAL (unknown alg). */
+int oauth_token_half_hash(int alg, const char *token, char out[44]);
 /* Adds the OIDC standard claims for the granted scopes from a SCIM user
  * resource (profile, email, phone, address) to obj. */
 void oauth_user_claims(json_t *obj, const struct oauth_scopes *scope, const char *user_data,
@@ -162,5 +168,10 @@ enum http_result oauth_token_handler(struct http_request *req);
 enum http_result oauth_introspect_handler(struct http_request *req);
 enum http_result oauth_revoke_handler(struct http_request *req);
 enum http_result oauth_userinfo_handler(struct http_request *req);
+/* browser sign-in: authorize.c, logout.c, session_admin.c */
+enum http_result oauth_authorize_handler(struct http_request *req);
+enum http_result oauth_login_handler(struct http_request *req);
+enum http_result oauth_logout_handler(struct http_request *req);
+size_t oauth_session_admin_routes(struct node *n, struct http_route *out, size_t max);
 
 #endif

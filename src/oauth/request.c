@@ -43,6 +43,9 @@ static const struct limit limits[] = {
     { "refresh_token", OAUTH_MAX_TOKEN },
     { "token", OAUTH_MAX_TOKEN },
     { "scope", OAUTH_MAX_SCOPE },
+    { "code", OAUTH_MAX_CODE },
+    { "redirect_uri", OAUTH_MAX_REDIRECT },
+    { "code_verifier", 128 },
 };
 
 #define OTHER_PARAM_MAX 4096
@@ -253,6 +256,20 @@ const char *oauth_scopes_join(const struct oauth_scopes *s, struct arena *a)
 
 /* --------------------------------------------------------- token request */
 
+/* RFC 7636 §4.1: code-verifier = 43*128unreserved */
+static bool verifier_valid(const char *s, size_t n)
+{
+    if (n < 43 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '.' || c == '_' || c == '~'))
+            return false;
+    }
+    return true;
+}
+
 static const char *required(const struct http_params *form, const char *name)
 {
     const char *v = http_params_get(form, name);
@@ -294,9 +311,20 @@ int oauth_token_request_parse(const char *body, size_t n, const char *authorizat
             return invalid_request(err, "refresh_token is required");
         out->refresh_token_len = strlen(out->refresh_token);
         break;
+    case GRANT_AUTHORIZATION_CODE:
+        out->code = required(f, "code");
+        if (!out->code)
+            return invalid_request(err, "code is required");
+        out->code_len = strlen(out->code);
+        out->redirect_uri = required(f, "redirect_uri");
+        out->code_verifier = http_params_get(f, "code_verifier");
+        if (out->code_verifier) {
+            out->code_verifier_len = strlen(out->code_verifier);
+            if (!verifier_valid(out->code_verifier, out->code_verifier_len))
+                return invalid_request(err, "code_verifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~");
+        }
+        break;
     default:
-        /* authorization_code arrives with /oauth2/authorize; until then it is
-         * as unsupported as any unknown grant. */
         out->grant = 0;
         return fail(err, 400, "unsupported_grant_type",
                      arena_sprintf(a, "grant_type %.64s is not supported", out->grant_type));

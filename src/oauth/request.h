@@ -20,7 +20,8 @@
  *      no client identification at all -> invalid_client (401);
  *   3. token endpoint only: grant_type missing -> invalid_request, not one we
  *      implement -> unsupported_grant_type; the grant's own parameters
- *      missing or empty -> invalid_request; a malformed scope -> invalid_scope.
+ *      missing or empty (authorization_code: code; a code_verifier outside
+ *      RFC 7636 §4.1 syntax) -> invalid_request; a malformed scope -> invalid_scope.
  */
 #ifndef REFUGE_OAUTH_REQUEST_H
 #define REFUGE_OAUTH_REQUEST_H
@@ -39,6 +40,8 @@
 #define OAUTH_MAX_SCOPE 2048          /* the whole scope string */
 #define OAUTH_MAX_SCOPES 64           /* tokens in one scope string */
 #define OAUTH_MAX_SCOPE_TOKEN 128
+#define OAUTH_MAX_CODE 1024           /* an authorization code (ours are 43 characters) */
+#define OAUTH_MAX_REDIRECT 2048       /* redirect_uri at the token endpoint */
 
 /* An RFC 6749 §5.2 error: HTTP status, error code, description. */
 struct oauth_error {
@@ -79,6 +82,11 @@ struct oauth_token_request {
     size_t password_len;
     const char *refresh_token;  /* refresh_token grant */
     size_t refresh_token_len;
+    const char *code;           /* authorization_code grant */
+    size_t code_len;
+    const char *redirect_uri;   /* NULL when absent */
+    const char *code_verifier;  /* NULL when absent; else RFC 7636 §4.1 syntax */
+    size_t code_verifier_len;
 };
 
 /* Parses n bytes of form body into *out (0) or fills *err (-EINVAL). */

@@ -1,6 +1,7 @@
 /*
  * token — POST /oauth2/token: client authentication, the grants
- * (client_credentials, password, refresh_token) and the token response.
+ * (client_credentials, password, refresh_token, authorization_code) and
+ * the token response.
  *
  * Where each grant does its work:
  *
@@ -21,6 +22,20 @@
  *                             is no longer active (already rotated, or
  *                             revoked) revokes its whole family (RFC 9700
  *                             §4.14.2) and earns invalid_grant.
+ *   authorization_code        HTTP worker reads the code row and checks
+ *                             client, expiry, redirect_uri and the PKCE
+ *                             verifier, then mints; the writer marks the code
+ *                             used (only if it still is unused) in the same
+ *                             transaction as the new rows. A code presented
+ *                             again (or raced) revokes what it issued
+ *                             (RFC 6749 §4.1.2, RFC 9700 §4.2.4): the token
+ *                             ids are derived from the code's hash, so no
+ *                             extra bookkeeping is needed to find them — the
+ *                             refresh family is H("family", code_hash) and
+ *                             the access token's jti H("jti", code_hash)
+ *                             (UUID-shaped, version 8). A used code is kept
+ *                             for the access token's lifetime so that a
+ *                             replay within it still finds it.
  *
  * Every answer carries Cache-Control: no-store and Pragma: no-cache
  * (RFC 6749 §5.1).
@@ -28,10 +43,14 @@
 #include <errno.h>
 #include <string.h>
 
+#include <sodium.h>
+#include <stdio.h>
+
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "identity/user_auth.h"
+#include "oauth/authorize.h"
 #include "oauth/oauth_internal.h"
 
 struct grant {
@@ -53,6 +72,15 @@ struct grant {
     int64_t auth_time;
     struct user_auth ua;
 
+    /* authorization_code */
+    char code_hash[CRYPTO_TOKEN_HASH_BUFSZ];
+    char code_family[UUID_STRLEN + 1];
+    char code_jti[UUID_STRLEN + 1];
+    const char *jti;                   /* preset access-token jti, NULL: random */
+    const char *nonce;
+    const char *sid;
+    int64_t code_keep_until;           /* a used code's new expires_at */
+
     /* minted */
     const char *access_token;
     char at_hash[CRYPTO_TOKEN_HASH_BUFSZ];
@@ -64,6 +92,7 @@ struct grant {
 
     /* what the write job does */
     bool write_opaque, write_refresh, rotate, revoke_family, login_failure, login_reset;
+    bool redeem_code, code_reuse;
 
     /* an error decided inside the write job */
     bool failed;
@@ -153,7 +182,7 @@ static int insert_opaque(struct db *db, struct grant *g)
     db_bind_text(st, 5, g->scope_str, -1);
     db_bind_int64(st, 6, g->now);
     db_bind_int64(st, 7, g->now + g->at_ttl);
-    db_bind_text(st, 8, g->write_refresh ? g->family_id : NULL, -1);
+    db_bind_text(st, 8, g->family_id, -1);    /* NULL unless a refresh family or a code issued it */
     int rc = db_step(st);
     db_done(st);
     return rc < 0 ? rc : 0;
@@ -192,10 +221,64 @@ static int rotate_old(struct db *db, struct grant *g)
     return rc < 0 ? rc : 0;
 }
 
+/* Revokes what a code issued: its refresh family (and opaque access
+ * tokens) and its JWT access token's jti. */
+static int revoke_code_tokens(struct db *db, struct grant *g)
+{
+    log_warn("authorization code reused: revoking the tokens it issued", "tenant", g->t.name, "client_id",
+             g->c.client_id, "family_id", g->code_family, NULL);
+    int rc = oauth_family_revoke(db, g->code_family);
+    if (rc < 0)
+        return rc;
+    struct db_stmt *st = db_prepare(db, "INSERT INTO revoked_jtis (jti, tenant, expires_at) VALUES ($1, $2, $3)"
+                                        " ON CONFLICT DO NOTHING");
+    if (!st)
+        return DB_ERR;
+    db_bind_text(st, 1, g->code_jti, -1);
+    db_bind_text(st, 2, g->t.name, -1);
+    db_bind_int64(st, 3, g->now + g->at_ttl + OAUTH_IAT_LEEWAY);
+    rc = db_step(st);
+    db_done(st);
+    return rc < 0 ? rc : 0;
+}
+
+/* Marks the code used, unless another request did first. 0, 1 (lost the
+ * race: the code's tokens are revoked, g->err set) or a DB error. */
+static int redeem_code(struct db *db, struct grant *g)
+{
+    struct db_stmt *st = db_prepare(db, "UPDATE auth_codes SET used = $2, expires_at = $3"
+                                        " WHERE code_hash = $1 AND used = 0");
+    if (!st)
+        return DB_ERR;
+    db_bind_text(st, 1, g->code_hash, -1);
+    db_bind_int64(st, 2, g->now);
+    db_bind_int64(st, 3, g->code_keep_until);
+    int rc = db_step(st);
+    db_done(st);
+    if (rc < 0)
+        return rc;
+    if (db_changes(db) == 1)
+        return 0;
+    rc = revoke_code_tokens(db, g);
+    set_err(g, 400, "invalid_grant", "authorization code was already used");
+    return rc < 0 ? rc : 1;
+}
+
 static int grant_write(struct db *db, void *arg)
 {
     struct grant *g = arg;
     int rc;
+
+    if (g->code_reuse) {
+        rc = revoke_code_tokens(db, g);
+        set_err(g, 400, "invalid_grant", "authorization code was already used");
+        return rc < 0 ? rc : 0;
+    }
+    if (g->redeem_code) {
+        rc = redeem_code(db, g);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;   /* 1: refused, the revocation commits */
+    }
 
     if (g->revoke_family) {
         log_warn("refresh token reused: revoking its family", "tenant", g->t.name, "client_id",
@@ -236,7 +319,7 @@ static void grant_done(void *arg, int rc)
 static bool needs_write(const struct grant *g)
 {
     return g->write_opaque || g->write_refresh || g->rotate || g->revoke_family || g->login_failure ||
-           g->login_reset;
+           g->login_reset || g->redeem_code || g->code_reuse;
 }
 
 /* From a handler on the HTTP worker: answer now or suspend for the writer. */
@@ -294,6 +377,8 @@ static int mint(struct grant *g, struct db *db, bool with_refresh)
             .exp = g->now + g->at_ttl,
             .auth_time = g->user_id ? g->auth_time : 0,
         };
+        if (g->jti)
+            snprintf(ac.jti, sizeof(ac.jti), "%s", g->jti);
         rc = oauth_jwt_access_token(g->n, db, g->t.name, &ac, &s);
         if (rc < 0)
             goto fail;
@@ -318,6 +403,9 @@ static int mint(struct grant *g, struct db *db, bool with_refresh)
             .iat = g->now,
             .exp = g->now + g->id_ttl,
             .auth_time = g->auth_time,
+            .nonce = g->nonce,
+            .sid = g->sid,
+            .access_token = g->access_token,
             .scope = &g->scope,
             .user_data = g->user_data,
             .user_name = g->user_name,
@@ -486,6 +574,140 @@ static enum http_result grant_refresh(struct grant *g, struct db *db)
     return finish(g);
 }
 
+/* A UUID-shaped id (version 8, RFC 9562 §5.8) derived from a code's hash. */
+static void derive_id(const char *label, const char *code_hash, char out[UUID_STRLEN + 1])
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_state st;
+
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)label, strlen(label));
+    crypto_hash_sha256_update(&st, (const unsigned char *)"|", 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)code_hash, strlen(code_hash));
+    crypto_hash_sha256_final(&st, h);
+    h[6] = (unsigned char)((h[6] & 0x0f) | 0x80);
+    h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
+    snprintf(out, UUID_STRLEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0],
+             h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]);
+}
+
+struct code_row {
+    const char *tenant, *client_id, *user_id, *redirect_uri, *scope, *nonce, *challenge, *sid;
+    int64_t auth_time, expires_at, used;
+};
+
+static int load_code(struct db *db, const char *hash, struct arena *a, struct code_row *r)
+{
+    struct db_stmt *st = db_prepare(db, "SELECT tenant, client_id, user_id, redirect_uri, scope, nonce,"
+                                        " code_challenge, session_id, auth_time, expires_at, used"
+                                        " FROM auth_codes WHERE code_hash = $1");
+    if (!st)
+        return -EIO;
+    db_bind_text(st, 1, hash, -1);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        r->tenant = arena_strdup(a, db_col_text(st, 0));
+        r->client_id = arena_strdup(a, db_col_text(st, 1));
+        r->user_id = arena_strdup(a, db_col_text(st, 2));
+        r->redirect_uri = arena_strdup(a, db_col_text(st, 3));
+        r->scope = arena_strdup(a, db_col_text(st, 4));
+        r->nonce = db_col_is_null(st, 5) ? NULL : arena_strdup(a, db_col_text(st, 5));
+        r->challenge = db_col_is_null(st, 6) ? NULL : arena_strdup(a, db_col_text(st, 6));
+        r->sid = db_col_is_null(st, 7) ? NULL : arena_strdup(a, db_col_text(st, 7));
+        r->auth_time = db_col_int64(st, 8);
+        r->expires_at = db_col_int64(st, 9);
+        r->used = db_col_int64(st, 10);
+        rc = 0;
+    } else {
+        rc = rc == DB_DONE ? -ENOENT : -EIO;
+    }
+    db_done(st);
+    return rc;
+}
+
+static enum http_result grant_code(struct grant *g, struct db *db)
+{
+    struct http_request *req = g->req;
+    struct arena *a = &req->arena;
+    struct code_row r;
+
+    crypto_token_hash(g->tr.code, g->tr.code_len, g->code_hash);
+    int rc = load_code(db, g->code_hash, a, &r);
+    if (rc == -EIO) {
+        oauth_respond_err(req, 500, "server_error", "storage error");
+        return HTTP_DONE;
+    }
+    if (rc < 0 || strcmp(r.tenant, g->t.name) != 0 || strcmp(r.client_id, g->c.client_id) != 0) {
+        oauth_respond_err(req, 400, "invalid_grant", "authorization code is invalid");
+        return HTTP_DONE;
+    }
+    derive_id("family", g->code_hash, g->code_family);
+    derive_id("jti", g->code_hash, g->code_jti);
+    if (r.used != 0) {
+        g->code_reuse = true;       /* a replay: revoke what the first use issued */
+        return finish(g);
+    }
+    if (r.expires_at <= g->now) {
+        oauth_respond_err(req, 400, "invalid_grant", "authorization code expired");
+        return HTTP_DONE;
+    }
+    /* RFC 6749 §4.1.3: the same redirect_uri; it may be left out only where
+     * the authorization request could leave it out (one registered URI) */
+    bool redirect_ok = g->tr.redirect_uri ? strcmp(g->tr.redirect_uri, r.redirect_uri) == 0
+                                          : g->c.nredirect_uris == 1 && strcmp(g->c.redirect_uris[0], r.redirect_uri) == 0;
+    if (!redirect_ok) {
+        oauth_respond_err(req, 400, "invalid_grant", "redirect_uri does not match the authorization request");
+        return HTTP_DONE;
+    }
+    if (r.challenge) {
+        if (!g->tr.code_verifier) {
+            oauth_respond_err(req, 400, "invalid_grant", "code_verifier is required (PKCE)");
+            return HTTP_DONE;
+        }
+        if (!oauth_pkce_s256_matches(g->tr.code_verifier, g->tr.code_verifier_len, r.challenge)) {
+            oauth_respond_err(req, 400, "invalid_grant", "code_verifier does not match the code_challenge");
+            return HTTP_DONE;
+        }
+    } else if (g->tr.code_verifier) {
+        /* RFC 9700 §4.8.2: no PKCE downgrade */
+        oauth_respond_err(req, 400, "invalid_grant", "no code_challenge was sent with the authorization request");
+        return HTTP_DONE;
+    }
+
+    /* the scope of the code, less what the client has lost since */
+    struct oauth_scopes granted;
+    oauth_scope_parse(r.scope, strlen(r.scope), a, &granted);
+    g->scope.items = arena_alloc(a, (granted.n + 1) * sizeof(char *));
+    g->scope.n = 0;
+    for (size_t i = 0; i < granted.n; i++)
+        if (client_has_scope(&g->c, granted.items[i]))
+            g->scope.items[g->scope.n++] = granted.items[i];
+    g->scope_str = oauth_scopes_join(&g->scope, a);
+
+    g->user_id = r.user_id;
+    rc = load_user(g, db);
+    if (rc == -EIO) {
+        oauth_respond_err(req, 500, "server_error", "storage error");
+        return HTTP_DONE;
+    }
+    if (rc < 0) {
+        oauth_respond_err(req, 400, "invalid_grant", "the user is no longer active");
+        return HTTP_DONE;
+    }
+    g->auth_time = r.auth_time;
+    g->nonce = r.nonce;
+    g->sid = r.sid;
+    g->family_id = g->code_family;
+    g->jti = g->code_jti;
+    g->redeem_code = true;
+    g->code_keep_until = g->now + g->at_ttl > r.expires_at ? g->now + g->at_ttl : r.expires_at;
+    if (mint(g, db, refresh_allowed(g)) < 0) {
+        oauth_respond_error(req, &g->err);
+        return HTTP_DONE;
+    }
+    return finish(g);
+}
+
 /* ------------------------------------------------------------- endpoint */
 
 /* Requested scopes must all be allowed for the client; none -> defaults. */
@@ -548,6 +770,8 @@ static enum http_result token_request(struct http_request *req, struct db *db)
 
     if (g->tr.grant == GRANT_REFRESH_TOKEN)
         return grant_refresh(g, db);
+    if (g->tr.grant == GRANT_AUTHORIZATION_CODE)
+        return grant_code(g, db);
     if (resolve_scope(g) < 0) {
         oauth_respond_err(req, 400, "invalid_scope", "requested scope is not allowed for this client");
         return HTTP_DONE;

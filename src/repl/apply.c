@@ -54,7 +54,8 @@ static const struct store_table *table_info(const char *name)
     return NULL;
 }
 
-/* Columns and primary-key flags of a local table, in declaration order. */
+/* A local table's columns in declaration order: 0, or the column's 1-based
+ * position in the primary key (as a changeset's table header has them). */
 static int local_columns(struct db *db, const char *table, unsigned char pk[MAX_COLS], int *ncol)
 {
     struct db_stmt *st = db_prepare(db, "SELECT pk FROM pragma_table_info($1) ORDER BY cid");
@@ -69,10 +70,132 @@ static int local_columns(struct db *db, const char *table, unsigned char pk[MAX_
             rc = -E2BIG;
             break;
         }
-        pk[(*ncol)++] = db_col_int64(st, 0) > 0;
+        pk[(*ncol)++] = (unsigned char)db_col_int64(st, 0);   /* as the changeset: key position */
     }
     db_done(st);
     return rc < 0 ? rc : 0;
+}
+
+/*
+ * The changeset format (SQLite sessions), walked strictly before SQLite sees
+ * the bytes: SQLite's own iterator trusts its input (a malformed table header
+ * can make sqlite3changeset_next loop forever), and these bytes come from
+ * another machine.
+ *
+ *   table header   'T' (0x54), varint nCol, nCol bytes: 0, or the column's
+ *                  1-based position in the primary key,
+ *                  table name, NUL-terminated
+ *   change         op: SQLITE_INSERT 18 | SQLITE_DELETE 9 | SQLITE_UPDATE 23,
+ *                  indirect (0|1), then records:
+ *                  INSERT new, DELETE old, UPDATE old + new
+ *   record         nCol values, each a type byte and its data:
+ *                  0 undefined (UPDATE only), 1 integer (8 bytes BE),
+ *                  2 real (8 bytes), 3 text (varint n, n bytes),
+ *                  4 blob (varint n, n bytes), 5 NULL
+ *
+ * Varints are SQLite's: big-endian base 128, 1..9 bytes, the 9th whole.
+ */
+static bool get_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 9; i++) {
+        uint8_t b;
+
+        if (*at >= n)
+            return false;
+        b = p[(*at)++];
+        if (i == 8) {
+            *out = (v << 8) | b;
+            return true;
+        }
+        v = (v << 7) | (b & 0x7f);
+        if (!(b & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool skip_record(const uint8_t *p, size_t n, size_t *at, uint64_t ncol, bool undefined_ok)
+{
+    for (uint64_t c = 0; c < ncol; c++) {
+        uint64_t len;
+
+        if (*at >= n)
+            return false;
+        switch (p[(*at)++]) {
+        case 0:
+            if (!undefined_ok)
+                return false;
+            break;
+        case 1:
+        case 2:
+            if (n - *at < 8)
+                return false;
+            *at += 8;
+            break;
+        case 3:
+        case 4:
+            if (!get_varint(p, n, at, &len) || len > n - *at)
+                return false;
+            *at += (size_t)len;
+            break;
+        case 5:
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
+}
+
+static int changeset_wellformed(const uint8_t *p, size_t n, char *why, size_t whylen)
+{
+    size_t at = 0;
+    uint64_t ncol = 0;
+
+    while (at < n) {
+        uint8_t op = p[at++];
+
+        if (op == 'T') {
+            size_t name;
+
+            if (!get_varint(p, n, &at, &ncol) || ncol == 0 || ncol > MAX_COLS || ncol > n - at)
+                goto bad;
+            for (uint64_t c = 0; c < ncol; c++)    /* 0, or the position in the key */
+                if (p[at++] > ncol)
+                    goto bad;
+            name = at;
+            while (at < n && p[at] != '\0')
+                at++;
+            if (at == n || at == name)
+                goto bad;
+            at++;
+            continue;
+        }
+        if (ncol == 0 || at >= n || p[at] > 1)   /* a change before any table header */
+            goto bad;
+        at++;
+        switch (op) {
+        case SQLITE_INSERT:
+        case SQLITE_DELETE:
+            if (!skip_record(p, n, &at, ncol, false))
+                goto bad;
+            break;
+        case SQLITE_UPDATE:
+            if (!skip_record(p, n, &at, ncol, true) || !skip_record(p, n, &at, ncol, true))
+                goto bad;
+            break;
+        default:
+            goto bad;
+        }
+    }
+    return 0;
+bad:
+    snprintf(why, whylen, "malformed changeset (byte %zu of %zu)", at, n);
+    return REPL_APPLY_ECORRUPT;
 }
 
 int repl_changeset_check(struct db *db, const void *cs, size_t len, bool *config, char *why,
@@ -88,6 +211,9 @@ int repl_changeset_check(struct db *db, const void *cs, size_t len, bool *config
         snprintf(why, whylen, "changeset too large");
         return REPL_APPLY_ECORRUPT;
     }
+    rc = changeset_wellformed(cs, len, why, whylen);
+    if (rc != 0)
+        return rc;
     rc = sqlite3changeset_start(&it, (int)len, (void *)cs);
     if (rc != SQLITE_OK) {
         snprintf(why, whylen, "changeset: %s", sqlite3_errstr(rc));
@@ -185,6 +311,21 @@ static int on_conflict(void *arg, int type, sqlite3_changeset_iter *it)
     return SQLITE_CHANGESET_ABORT;
 }
 
+int repl_changeset_apply(struct db *db, const void *cs, size_t len, char *why, size_t whylen)
+{
+    struct conflict_ctx cc = { 0 };
+    int rc = sqlite3changeset_apply_v2(db_native(db), (int)len, (void *)cs, NULL, on_conflict, &cc, NULL, NULL, 0);
+
+    if (rc == SQLITE_OK)
+        return 0;
+    if (cc.type != 0 || rc == SQLITE_ABORT) {
+        snprintf(why, whylen, "table %s: %s", cc.table, conflict_name(cc.type));
+        return REPL_APPLY_ECONFLICT;
+    }
+    snprintf(why, whylen, "%s", sqlite3_errstr(rc));
+    return DB_ERR;
+}
+
 static int sql(struct db *db, const char *q)
 {
     return db_exec(db, q);
@@ -195,7 +336,7 @@ static int apply_one(struct db *db, struct repl_tip *tip, const struct repl_reco
                      struct repl_apply_result *res)
 {
     uint8_t h[REPL_HASH_LEN];
-    struct conflict_ctx cc = { 0 };
+    char why[200];
     bool config = false;
     int rc;
 
@@ -220,17 +361,9 @@ static int apply_one(struct db *db, struct repl_tip *tip, const struct repl_reco
     rc = sql(db, "SAVEPOINT rec");
     if (rc != 0)
         return rc;
-    rc = sqlite3changeset_apply_v2(db_native(db), (int)r->changeset.len, (void *)r->changeset.p, NULL,
-                                   on_conflict, &cc, NULL, NULL, 0);
-    if (rc != SQLITE_OK) {
-        if (cc.type != 0 || rc == SQLITE_ABORT) {
-            snprintf(res->why, sizeof(res->why), "lsn %" PRIu64 ": table %s: %s", r->pos.lsn, cc.table,
-                     conflict_name(cc.type));
-            rc = REPL_APPLY_ECONFLICT;
-        } else {
-            snprintf(res->why, sizeof(res->why), "lsn %" PRIu64 ": %s", r->pos.lsn, sqlite3_errstr(rc));
-            rc = DB_ERR;
-        }
+    rc = repl_changeset_apply(db, r->changeset.p, r->changeset.len, why, sizeof(why));
+    if (rc != 0) {
+        snprintf(res->why, sizeof(res->why), "lsn %" PRIu64 ": %s", r->pos.lsn, why);
         goto undo;
     }
     if (r->pos.epoch > tip->epoch && (rc = repl_history_add(db, r->pos.epoch, r->pos.lsn)) != 0)

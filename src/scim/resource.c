@@ -168,7 +168,7 @@ int scim_value_normalize(const struct scim_attr *a, const char *label, const jso
     int rc;
 
     *out = NULL;
-    if (!a->multi_valued)
+    if (!a->multi_valued || (flags & SCIM_NORM_ELEMENT))
         return norm_single(a, label, v, out, err);
     if (!v || json_is_null(v))
         return 0;

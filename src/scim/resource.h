@@ -68,6 +68,7 @@ int scim_fail(struct scim_err *err, const char *scim_type, const char *fmt, ...)
 /* Normalization flags */
 #define SCIM_NORM_PATCH 0x1    /* a PATCH value: readOnly attributes are a mutability error, no "schemas" needed */
 #define SCIM_NORM_WRAP 0x2     /* a single value for a multi-valued attribute counts as a one-element array */
+#define SCIM_NORM_ELEMENT 0x4  /* v is one element of multi-valued a, not the whole array */
 
 /*
  * Normalizes value v of attribute a (a top-level attribute, or a

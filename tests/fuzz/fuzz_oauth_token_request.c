@@ -60,7 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&err, 0, sizeof(err));
     int rc = oauth_token_request_parse(exact, n, authz, &a, &r, &err);
     if (rc == 0) {
-        assert(r.grant == GRANT_CLIENT_CREDENTIALS || r.grant == GRANT_PASSWORD || r.grant == GRANT_REFRESH_TOKEN);
+        assert(r.grant == GRANT_CLIENT_CREDENTIALS || r.grant == GRANT_PASSWORD || r.grant == GRANT_REFRESH_TOKEN ||
+               r.grant == GRANT_AUTHORIZATION_CODE);
         assert(r.auth.client_id && r.auth.client_id[0] && strlen(r.auth.client_id) <= OAUTH_MAX_CLIENT_ID);
         assert((r.auth.method == OAUTH_AUTH_NONE) == (r.auth.secret == NULL));
         if (r.auth.secret)
@@ -69,6 +70,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             assert(r.username && r.username[0] && r.password && strlen(r.password) == r.password_len);
         if (r.grant == GRANT_REFRESH_TOKEN)
             assert(r.refresh_token && strlen(r.refresh_token) == r.refresh_token_len);
+        if (r.grant == GRANT_AUTHORIZATION_CODE) {
+            assert(r.code && r.code[0] && strlen(r.code) == r.code_len);
+            if (r.code_verifier)
+                assert(r.code_verifier_len >= 43 && r.code_verifier_len <= 128 &&
+                       strlen(r.code_verifier) == r.code_verifier_len);
+        }
         assert(r.has_scope == (r.scope.n > 0));
         check_scopes(&r.scope, &a);
         for (size_t i = 0; i < r.params.n; i++)

@@ -217,8 +217,9 @@ def test_discovery_fields(env):
         assert m["introspection_endpoint"] == iss + "/oauth2/introspect"
         assert m["revocation_endpoint"] == iss + "/oauth2/revoke"
         assert m["userinfo_endpoint"] == iss + "/oauth2/userinfo"
-        assert m["grant_types_supported"] == ["client_credentials", "password", "refresh_token"]
-        assert m["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
+        assert m["grant_types_supported"] == ["authorization_code", "client_credentials", "password",
+                                              "refresh_token"]
+        assert m["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post", "none"]
         assert m["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic",
                                                                       "client_secret_post"]
         assert m["revocation_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
@@ -227,10 +228,10 @@ def test_discovery_fields(env):
         assert {"openid", "profile", "email"} <= set(m["scopes_supported"])
         assert {"sub", "iss", "email", "name"} <= set(m["claims_supported"])
         # nothing advertised that is not implemented
-        assert "authorization_endpoint" not in m
-        assert m["response_types_supported"] == []
-        assert "registration_endpoint" not in m and "end_session_endpoint" not in m
-        assert "authorization_code" not in m["grant_types_supported"]
+        assert m["authorization_endpoint"] == iss + "/oauth2/authorize"
+        assert m["end_session_endpoint"] == iss + "/oidc/logout"
+        assert m["response_types_supported"] == ["code"]
+        assert "registration_endpoint" not in m
         assert "implicit" not in m["grant_types_supported"]
 
 
@@ -369,9 +370,12 @@ def test_both_auth_methods(env):
 
 def test_unsupported_grant(env):
     c = env.client()
-    for g in ("implicit", "authorization_code", "urn:ietf:params:oauth:grant-type:device_code", "foo"):
+    for g in ("implicit", "urn:ietf:params:oauth:grant-type:device_code", "foo"):
         r = env.token(None, c, {"grant_type": g, "code": "x"})
         assert_oauth_error(r, 400, "unsupported_grant_type")
+    # implemented, but not for this client (test_authorize.py covers the grant)
+    r = env.token(None, c, {"grant_type": "authorization_code", "code": "x"})
+    assert_oauth_error(r, 400, "unauthorized_client")
     r = env.token(None, c, {"scope": "api:read"})
     assert_oauth_error(r, 400, "invalid_request")
 

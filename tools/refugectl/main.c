@@ -12,6 +12,12 @@
 
 static const struct ctl_command commands[] = {
     { "cert", "manage the replication CA and node certificates", ctl_cert_run, ctl_cert_usage },
+    { "status", "the deployment at a glance: roles, positions, lag, RPO, front door", ctl_status_run,
+      ctl_status_usage },
+    { "failover", "unplanned: fence the old active, promote NODE, switch the front door", ctl_failover_run,
+      ctl_failover_usage },
+    { "switchover", "planned, zero loss: hand the active role to NODE", ctl_switchover_run, ctl_switchover_usage },
+    { "rejoin", "bring a recovered old primary back as a standby", ctl_rejoin_run, ctl_rejoin_usage },
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -26,7 +32,7 @@ static void usage(FILE *f)
     fprintf(f, "\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         commands[i].usage(f);
-    fprintf(f, "\nexit status: 0 success, 1 failure, 2 usage error\n");
+    fprintf(f, "\nexit status: 0 success, 1 failure, 2 usage error, 3 refused (nothing unsafe was done)\n");
 }
 
 static const struct ctl_command *find(const char *name)
