@@ -8,7 +8,10 @@
 #include <stdatomic.h>
 
 #include "admin/admin_internal.h"
+#include "artifacts/artifacts.h"
 #include "core/timeutil.h"
+#include "ldap/userstore.h"
+#include "repl/repl.h"
 
 #ifndef REFUGE_VERSION
 #define REFUGE_VERSION "unknown"
@@ -21,7 +24,7 @@ json_t *node_status_json(struct node *n)
                              "lag_records", (json_int_t)0, "lag_bytes", (json_int_t)0, "lag_ms",
                              (json_int_t)0);
 
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:o, s:I, s:I, s:I, s:s}",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:o, s:I, s:I, s:I, s:s}",
                      "name", c->node_name ? c->node_name : "",
                      "region", c->node_region ? c->node_region : "",
                      "role", node_role_name(atomic_load(&n->role)),
@@ -33,6 +36,11 @@ json_t *node_status_json(struct node *n)
                      "rpo_exposure_ms", (json_int_t)0,
                      "uptime_s", (json_int_t)((time_mono_us() - n->start_mono_us) / 1000000),
                      "version", REFUGE_VERSION);
+    /* The subsystems overwrite the placeholders above with live values. */
+    repl_status_fill_node(n, o);
+    artifacts_status_fill(n, o);
+    ldap_status_fill(n, o);
+    return o;
 }
 
 static enum http_result node_get(struct http_request *req)

@@ -74,6 +74,9 @@ struct artifacts {
     atomic_uint_fast64_t materialized_total;
     int64_t retry_at_us;                 /* monotonic; 0 = none */
     size_t bad_rows_logged;              /* materializer: suspicious rows already logged */
+    int64_t data_version;                /* materializer: PRAGMA data_version last seen */
+    unsigned char table_fp[32];          /* ... and the digest of the (path, sha256) list */
+    bool have_fp;
 };
 
 /* The instance of node n with the registry locked (NULL when none); the
@@ -110,6 +113,11 @@ int artifacts_import_scan(struct artifacts *a, bool reapply);
 /* Materializer (standby): one pass writing the table to the directory,
  * counting drift. 0 or negative (a write failure; the next pass retries). */
 int artifacts_materialize(struct artifacts *a);
+
+/* Materializer: has the artifacts table changed since the last call? One
+ * PRAGMA data_version when nothing was committed; else the (path, sha256)
+ * list is digested. 1 changed (also on the first call), 0 not, or -EIO. */
+int artifacts_table_changed(struct artifacts *a);
 
 /* Metrics families (registered once). */
 void artifacts_metrics_init(void);

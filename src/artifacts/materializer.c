@@ -3,8 +3,10 @@
  * the same transactions as the data) is the source of truth and the
  * directory follows it, byte for byte.
  *
- * One pass (artifacts_materialize), run after each replication apply and
- * every second:
+ * One pass (artifacts_materialize), run after each replication apply
+ * (artifacts_applied), when a 25 ms check of PRAGMA data_version and the
+ * table's (path, sha256) list sees a change (so latency does not depend on
+ * being told), and every second:
  *
  *   1. read every row (path, content) in one statement: one snapshot;
  *   2. each row's file: equal digest -> nothing; else write it atomically:
@@ -33,6 +35,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +307,48 @@ static int sweep_dir(struct artifacts *a, const struct mrows *rows, enum artifac
 out:
     free(dirpath);
     return rc;
+}
+
+int artifacts_table_changed(struct artifacts *a)
+{
+    struct db *db = store_reader(a->n->store);
+    struct db_stmt *st;
+    EVP_MD_CTX *ctx = NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int64_t version;
+    int rc;
+
+    if (!db || !(st = db_prepare(db, "PRAGMA data_version")))
+        return -EIO;
+    rc = db_step(st);
+    version = rc == DB_ROW ? db_col_int64(st, 0) : -1;
+    db_done(st);
+    if (rc != DB_ROW)
+        return -EIO;
+    if (a->have_fp && version == a->data_version)
+        return 0;               /* nothing committed since the last look */
+    a->data_version = version;
+    if (!(st = db_prepare(db, "SELECT path, sha256 FROM artifacts ORDER BY path")))
+        return -EIO;
+    ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+        abort();
+    while ((rc = db_step(st)) == DB_ROW) {
+        const char *p = db_col_text(st, 0), *h = db_col_text(st, 1);
+        EVP_DigestUpdate(ctx, p, strlen(p) + 1);
+        EVP_DigestUpdate(ctx, h, strlen(h) + 1);
+    }
+    db_done(st);
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    if (rc != DB_DONE)
+        return -EIO;
+    if (a->have_fp && memcmp(md, a->table_fp, sizeof(a->table_fp)) == 0)
+        return 0;               /* other tables changed */
+    memcpy(a->table_fp, md, sizeof(a->table_fp));
+    a->have_fp = true;
+    return 1;
 }
 
 static bool is_present(const struct art_file *f)

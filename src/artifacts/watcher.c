@@ -13,7 +13,9 @@
  *                         event, at most 100 ms after the first;
  *                       - importer: a full scan every 10 s (missed events,
  *                         files on filesystems inotify cannot see);
- *                       - materializer: artifacts_applied() or every 1 s;
+ *                       - materializer: artifacts_applied(), a change of
+ *                         the table seen by a 25 ms PRAGMA data_version
+ *                         check, or every 1 s;
  *                       - 1 s after a pass that hit a store failure.
  *                     Between passes it sleeps in poll() on inotify and
  *                     the eventfd, never longer than 1 s, so a role change
@@ -59,7 +61,8 @@
 #define QUIET_US 30000                  /* debounce: quiet time after the last event */
 #define DEBOUNCE_MAX_US 100000          /* debounce: at most this after the first */
 #define IMPORT_PERIOD_US 10000000       /* importer full scan */
-#define MATERIALIZE_PERIOD_US 1000000   /* materializer safety-net poll */
+#define MATERIALIZE_PERIOD_US 1000000   /* materializer full pass (drift without inotify) */
+#define TABLE_CHECK_US 25000            /* materializer: PRAGMA data_version check */
 #define ROLE_POLL_US 1000000            /* longest sleep: role re-read */
 #define RETRY_US 1000000                /* after a store failure */
 
@@ -563,7 +566,7 @@ static int64_t min64(int64_t x, int64_t y)
 static void *thread_main(void *arg)
 {
     struct artifacts *a = arg;
-    int64_t pending_first = 0, pending_due = 0, next_full = 0, now, due;
+    int64_t pending_first = 0, pending_due = 0, next_full = 0, next_check = 0, now, due;
     bool pending = false;
 
     while (!atomic_load(&a->stop)) {
@@ -584,6 +587,11 @@ static void *thread_main(void *arg)
         }
         if (atomic_exchange(&a->applied, false) && a->mode == ART_MODE_MATERIALIZER)
             run = true;
+        if (a->mode == ART_MODE_MATERIALIZER && now >= next_check) {
+            next_check = now + TABLE_CHECK_US;
+            if (artifacts_table_changed(a) > 0)
+                run = true;
+        }
         if ((pending && now >= pending_due) || now >= next_full ||
             (a->retry_at_us && now >= a->retry_at_us))
             run = true;
@@ -597,6 +605,8 @@ static void *thread_main(void *arg)
             continue;
         }
         due = min64(next_full, now + ROLE_POLL_US);
+        if (a->mode == ART_MODE_MATERIALIZER)
+            due = min64(due, next_check);
         if (pending)
             due = min64(due, pending_due);
         if (a->retry_at_us)

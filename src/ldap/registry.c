@@ -55,7 +55,10 @@ struct registry {
     bool monitor_started;
 };
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The node's registry. Entry points hold g_lock for reading while they use
+ * it (never while waiting for a directory); start and stop hold it for
+ * writing to install or detach it, so a stopped registry is never in use. */
+static pthread_rwlock_t g_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct registry *g_reg;
 
 static struct metric *m_requests, *m_seconds, *m_up;
@@ -582,35 +585,46 @@ static void *monitor_main(void *arg)
 /* Start and stop                                                           */
 /* ------------------------------------------------------------------------ */
 
-static struct registry *registry_get(struct node *n)
+/* The running registry, with g_lock held for reading, or NULL (not
+ * started, or stopped: the lock is then not held). */
+static struct registry *reg_enter(void)
 {
-    struct registry *r;
+    pthread_rwlock_rdlock(&g_lock);
+    if (g_reg)
+        return g_reg;
+    pthread_rwlock_unlock(&g_lock);
+    return NULL;
+}
 
-    pthread_mutex_lock(&g_mu);
-    r = g_reg;
-    if (!r) {
-        metrics_init();
-        r = xcalloc(1, sizeof(*r));
-        r->n = n;
-        pthread_mutex_init(&r->mu, NULL);
-        pthread_mutex_init(&r->scan_mu, NULL);
-        pthread_mutex_init(&r->life_mu, NULL);
-        pthread_cond_init(&r->life_cv, NULL);
-        r->errors = json_array();
-        if (scan(r) < 0)
-            log_warn("ldap userstores: cannot read the artifacts table", NULL);
-        if (pthread_create(&r->monitor, NULL, monitor_main, r) != 0)
-            abort();
-        r->monitor_started = true;
-        g_reg = r;
-    }
-    pthread_mutex_unlock(&g_mu);
-    return r;
+static void reg_leave(void)
+{
+    pthread_rwlock_unlock(&g_lock);
 }
 
 int userstore_start(struct node *n)
 {
-    registry_get(n);
+    struct registry *r;
+
+    pthread_rwlock_wrlock(&g_lock);
+    if (g_reg) {
+        pthread_rwlock_unlock(&g_lock);
+        return 0;
+    }
+    metrics_init();
+    r = xcalloc(1, sizeof(*r));
+    r->n = n;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->scan_mu, NULL);
+    pthread_mutex_init(&r->life_mu, NULL);
+    pthread_cond_init(&r->life_cv, NULL);
+    r->errors = json_array();
+    if (scan(r) < 0)
+        log_warn("ldap userstores: cannot read the artifacts table", NULL);
+    if (pthread_create(&r->monitor, NULL, monitor_main, r) != 0)
+        abort();
+    r->monitor_started = true;
+    g_reg = r;
+    pthread_rwlock_unlock(&g_lock);
     return 0;
 }
 
@@ -621,10 +635,10 @@ void userstore_stop(struct node *n)
     size_t i;
 
     (void)n;
-    pthread_mutex_lock(&g_mu);
+    pthread_rwlock_wrlock(&g_lock);
     r = g_reg;
     g_reg = NULL;
-    pthread_mutex_unlock(&g_mu);
+    pthread_rwlock_unlock(&g_lock);
     if (!r)
         return;
     pthread_mutex_lock(&r->life_mu);
@@ -666,18 +680,26 @@ void userstore_stop(struct node *n)
 /* Requests                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* A reference to tenant's store `name` (scanning once more when unknown), or NULL. */
-static struct ustore *store_get(struct node *n, const char *tenant, const char *name)
+/* A reference to tenant's store `name` (scanning once more when unknown),
+ * or NULL: -ENOENT in *rc, or -ESHUTDOWN when the registry is not running. */
+static struct ustore *store_get(struct node *n, const char *tenant, const char *name, int *rc)
 {
-    struct registry *r = registry_get(n);
-    struct ustore *st;
+    struct registry *r = reg_enter();
+    struct ustore *st = NULL;
 
+    (void)n;
+    *rc = -ESHUTDOWN;
+    if (!r)
+        return NULL;
+    *rc = -ENOENT;
     for (int pass = 0; pass < 2; pass++) {
         pthread_mutex_lock(&r->mu);
         st = find_locked(r, name);
         if (st && strcmp(st->tenant, tenant) == 0) {
             ustore_ref(st);
             pthread_mutex_unlock(&r->mu);
+            reg_leave();
+            *rc = 0;
             return st;
         }
         pthread_mutex_unlock(&r->mu);
@@ -685,6 +707,7 @@ static struct ustore *store_get(struct node *n, const char *tenant, const char *
             break;
         scan(r);
     }
+    reg_leave();
     return NULL;
 }
 
@@ -732,10 +755,11 @@ bool userstore_routes(struct node *n, const char *tenant, const char *domain_use
     char domain[USERSTORE_NAME_MAX + 1];
     struct str user;
     struct ustore *st;
+    int rc;
 
     if (!domain_user || userstore_split(domain_user, strlen(domain_user), domain, &user) == 0)
         return false;
-    st = store_get(n, tenant, domain);
+    st = store_get(n, tenant, domain, &rc);
     ustore_release(st);
     return st != NULL;
 }
@@ -753,9 +777,9 @@ int userstore_authenticate_async(struct node *n, const char *tenant, const char 
         return rc == 0 ? -ENOENT : -EINVAL;
     if (plen > USERSTORE_PASSWORD_MAX)
         return -EINVAL;
-    st = store_get(n, tenant, domain);
+    st = store_get(n, tenant, domain, &rc);
     if (!st)
-        return -ENOENT;
+        return rc;
     j = xcalloc(1, sizeof(*j));
     j->kind = UJOB_AUTH;
     j->st = st;
@@ -775,12 +799,13 @@ int userstore_lookup_async(struct node *n, const char *tenant, const char *user_
     struct str key;
     struct ustore *st;
     struct ujob *j;
+    int rc;
 
     if (userstore_id_parse(user_id, store, &key) < 0)
         return -EINVAL;
-    st = store_get(n, tenant, store);
+    st = store_get(n, tenant, store, &rc);
     if (!st)
-        return -ENOENT;
+        return rc;
     j = xcalloc(1, sizeof(*j));
     j->kind = UJOB_LOOKUP;
     j->st = st;
@@ -795,14 +820,15 @@ int userstore_scim_list_async(struct node *n, const char *tenant, const char *st
 {
     struct ustore *st;
     struct ujob *j;
+    int rc;
 
     if (!store || !tenant_name_valid(store))
         return -EINVAL;
     if (user_name && (!*user_name || strlen(user_name) > USERSTORE_USERNAME_MAX))
         return -EINVAL;
-    st = store_get(n, tenant, store);
+    st = store_get(n, tenant, store, &rc);
     if (!st)
-        return -ENOENT;
+        return rc;
     j = xcalloc(1, sizeof(*j));
     j->kind = UJOB_LIST;
     j->st = st;
@@ -1002,14 +1028,20 @@ static json_t *store_status(struct ustore *st)
 
 void ldap_status_fill(struct node *n, json_t *obj)
 {
-    struct registry *r = registry_get(n);
+    struct registry *r = reg_enter();
     json_t *stores = json_array(), *errors;
     size_t i;
 
-    pthread_mutex_lock(&r->mu);
-    for (i = 0; i < r->nstores; i++)
-        json_array_append_new(stores, store_status(r->stores[i]));
-    errors = json_deep_copy(r->errors);
-    pthread_mutex_unlock(&r->mu);
+    (void)n;
+    if (r) {
+        pthread_mutex_lock(&r->mu);
+        for (i = 0; i < r->nstores; i++)
+            json_array_append_new(stores, store_status(r->stores[i]));
+        errors = json_deep_copy(r->errors);
+        pthread_mutex_unlock(&r->mu);
+        reg_leave();
+    } else {
+        errors = json_array();
+    }
     json_object_set_new(obj, "ldap", json_pack("{s:o, s:o}", "stores", stores, "errors", errors));
 }

@@ -141,11 +141,16 @@ typedef void (*userstore_done_fn)(void *arg, struct userstore_reply *r);
 
 /* ------------------------------------------------------------ the service */
 
-/* Starts the registry of node n (the monitor thread: reload and probes).
- * Idempotent; every entry point below also starts it on first use. 0. */
+/* Starts the registry of node n: reads the definitions and starts the
+ * monitor thread (reload and probes). Call from app_start once the store is
+ * open. Until then (and after userstore_stop) the entry points below answer
+ * -ESHUTDOWN, userstore_routes says false and ldap_status_fill shows no
+ * stores. Idempotent. 0. */
 int userstore_start(struct node *n);
-/* Stops the monitor and every pool; waits for running requests (each is
- * bounded by its store's timeout). Call before the store closes. */
+/* Stops the monitor and every pool and waits for their threads: queued
+ * requests still run (each bounded by its store's timeout) and their
+ * callbacks still resume HTTP requests, so call it before the HTTP server
+ * stops and before the store closes. */
 void userstore_stop(struct node *n);
 
 /* Is "DOMAIN/user" addressed to a userstore of this tenant? Reads the

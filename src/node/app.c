@@ -1,10 +1,12 @@
 /*
  * app — start-up and shut-down order of a node.
  *
- *   master key -> store (migrations) -> node state -> bootstrap -> metrics
- *   -> routes -> HTTP
+ *   master key -> store (migrations) -> node state -> replication (capture,
+ *   fencing probe, threads) -> bootstrap -> replication armed (ack modes)
+ *   -> metrics -> routes -> HTTP
  *
- * Shut-down runs the other way: HTTP stops accepting, in-flight requests
+ * Shut-down runs the other way: HTTP stops accepting, replication stops
+ * (writes held for the standby's acknowledgement fail), in-flight requests
  * (including ones suspended while the writer commits them) finish, then the
  * store drains its queue and closes.
  */
@@ -22,6 +24,7 @@
 #include "identity/keyring.h"
 #include "node/routes.h"
 #include "oauth/oauth.h"
+#include "repl/repl.h"
 
 #define MAX_ROUTES 256
 
@@ -56,8 +59,13 @@ int app_start(struct app *a, struct refuge_conf *conf, char *err, size_t errlen)
     if ((rc = node_state_load(n, err, errlen)) != 0)
         goto fail;
     store_set_readonly(n->store, atomic_load(&n->role) != NODE_ACTIVE);
+    /* replication: capture before the first write (bootstrap's too), and
+     * fencing before this node takes writes in its role */
+    if ((rc = repl_start(n, err, errlen)) != 0)
+        goto fail;
     if ((rc = node_bootstrap(n, err, errlen)) != 0)
         goto fail;
+    repl_arm(n);
     node_metrics_init(n);
     if ((rc = artifacts_start(n)) != 0)
         goto fail;
@@ -86,6 +94,7 @@ int app_start(struct app *a, struct refuge_conf *conf, char *err, size_t errlen)
     return 0;
 fail:
     artifacts_stop(n);
+    repl_stop(n);
     store_close(n->store);
     n->store = NULL;
     keyring_free(n->keyring);
@@ -97,8 +106,10 @@ void app_stop(struct app *a)
 {
     struct node *n = &a->node;
     oauth_purge_stop(n);
-    if (n->http) {
+    if (n->http)
         http_server_quiesce(n->http);
+    repl_stop(n);          /* writes held for the standby's ack fail now */
+    if (n->http) {
         http_server_stop(n->http, 10000);
         n->http = NULL;
     }

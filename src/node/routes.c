@@ -9,6 +9,7 @@
 #include "artifacts/artifacts.h"
 #include "node/bench.h"
 #include "oauth/oauth.h"
+#include "repl/repl.h"
 #include "scim/scim.h"
 
 size_t routes_collect(struct node *n, struct http_route *out, size_t max)
@@ -17,6 +18,7 @@ size_t routes_collect(struct node *n, struct http_route *out, size_t max)
     k += node_routes(n, out + k, max - k);
     k += oauth_routes(n, out + k, max - k);
     k += admin_routes(n, out + k, max - k);
+    k += repl_routes(n, out + k, max - k);
     k += scim_routes(n, out + k, max - k);
     k += artifacts_routes(n, out + k, max - k);
     k += bench_routes(n, out + k, max - k);

@@ -355,6 +355,8 @@ struct authz {
     struct tenant t;
     bool have_tenant;
     struct branding brand;
+    bool have_brand;                   /* loaded (pages only: not on the SSO path) */
+    struct db *db;                     /* the HTTP worker's reader; NULL once handed to another thread */
     struct client c;
     struct oauth_authz_request ar;
     const char *redirect_uri;          /* checked against the client's list */
@@ -393,9 +395,21 @@ static int64_t now_s(void)
 
 /* ----------------------------------------------------------- responses */
 
+/* The tenant's branding, read before the first page is rendered. Pages
+ * rendered off the HTTP worker (after argon2id or a write) rely on the
+ * handler having loaded it: other threads have no reader to load it with. */
+static void load_brand(struct authz *z)
+{
+    if (z->have_tenant && !z->have_brand && z->db) {
+        login_branding_load(z->n, z->db, &z->t, &z->req->arena, &z->brand);
+        z->have_brand = true;
+    }
+}
+
 static void error_page(struct authz *z, int status, const char *heading, const char *msg)
 {
-    login_respond_message(z->req, status, z->have_tenant ? &z->brand : NULL, heading, msg);
+    load_brand(z);
+    login_respond_message(z->req, status, z->have_brand ? &z->brand : NULL, heading, msg);
 }
 
 static void redirect_to(struct http_request *req, const char *url)
@@ -438,6 +452,7 @@ static void redirect_code(struct authz *z)
 static void show_login(struct authz *z, int status, const char *error, const char *username)
 {
     struct http_request *req = z->req;
+    load_brand(z);
     const char *cookie = login_csrf_cookie(z->n, req, z->t.name);
     struct login_page p = {
         .brand = &z->brand,
@@ -484,7 +499,6 @@ static int prepare(struct authz *z, struct db *db, const struct http_params *ps)
         return -1;
     }
     z->have_tenant = true;
-    login_branding_load(db, &z->t, &req->arena, &z->brand);
 
     rc = oauth_authorize_parse(ps, &req->arena, &z->ar, &err);
     if (rc < 0 && !err.redirect) {
@@ -623,9 +637,12 @@ static void authz_done(void *arg, int rc)
 /* Queues the write job; answers and returns HTTP_DONE when that fails. */
 static enum http_result submit(struct authz *z)
 {
+    struct db *db = z->db;
+    z->db = NULL;                      /* authz_done may run on the writer thread at once */
     int rc = store_writable(z->n->store) ? store_submit(z->n->store, authz_write, authz_done, z) : -EROFS;
     if (rc == 0)
         return HTTP_SUSPEND;
+    z->db = db;
     redirect_error(z, "temporarily_unavailable", rc == -EROFS ? STANDBY_MSG : "the server is busy; try again");
     return HTTP_DONE;
 }
@@ -707,6 +724,7 @@ enum http_result oauth_authorize_handler(struct http_request *req)
     struct authz *z = authz_new(req);
     struct db *db = store_reader(z->n->store);
     bool txn = oauth_read_begin(db) == 0;
+    z->db = db;
     enum http_result r = authorize(z, db);
     if (txn)
         oauth_read_end(db);
@@ -838,8 +856,11 @@ static enum http_result login(struct authz *z, struct db *db)
     struct sso_session old;
     if (session_from_request(req, db, z->t.name, z->now, &old) == 0)
         z->old_session_hash = arena_strdup(&req->arena, old.id_hash);
+    load_brand(z);                     /* the answer is rendered on another thread */
+    z->db = NULL;
     int rc = oauth_workers_submit(login_job, z);
     if (rc < 0) {
+        z->db = db;
         http_add_header(req, "Retry-After", "1");
         error_page(z, 503, "Sign-in unavailable", "The server is busy; try again.");
         return HTTP_DONE;
@@ -852,6 +873,7 @@ enum http_result oauth_login_handler(struct http_request *req)
     struct authz *z = authz_new(req);
     struct db *db = store_reader(z->n->store);
     bool txn = oauth_read_begin(db) == 0;
+    z->db = db;
     enum http_result r = login(z, db);
     if (txn)
         oauth_read_end(db);

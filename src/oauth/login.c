@@ -7,10 +7,10 @@
 #include "oauth/login.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <sodium.h>
 #include <string.h>
 
+#include "artifacts/artifacts.h"
 #include "core/base64.h"
 #include "core/log.h"
 #include "core/rand.h"
@@ -107,36 +107,38 @@ static const char *url_origin(const char *url, struct arena *a)
     return arena_strndup(a, url, end);
 }
 
-struct brand_parse {
-    struct arena *a;
-    struct branding *out;
-};
-
-static int on_brand(void *user, const char *section, const char *name, const char *value)
+/* Takes the artifact's [branding] values that pass our own checks too (the
+ * colour goes into CSS and the logo's origin into the CSP). */
+static void brand_apply(const struct artifact_tenant *at, struct arena *a, struct branding *out)
 {
-    struct brand_parse *p = user;
-    if (strcmp(section, "branding") != 0)
-        return 1;
-    if (strcmp(name, "title") == 0 && text_valid(value, LOGIN_BRAND_TITLE_MAX))
-        p->out->title = arena_strdup(p->a, value);
-    else if (strcmp(name, "primary_color") == 0 && color_valid(value))
-        p->out->primary_color = arena_strdup(p->a, value);
-    else if (strcmp(name, "logo_url") == 0 && client_redirect_uri_valid(value, strlen(value)) &&
-             url_origin(value, p->a))
-        p->out->logo_url = arena_strdup(p->a, value);
-    else if (strcmp(name, "footer_text") == 0 && text_valid(value, LOGIN_BRAND_FOOTER_MAX))
-        p->out->footer_text = arena_strdup(p->a, value);
-    return 1;     /* keep going: unknown or invalid keys fall back to defaults */
+    if (at->title && text_valid(at->title, LOGIN_BRAND_TITLE_MAX))
+        out->title = arena_strdup(a, at->title);
+    if (at->primary_color && color_valid(at->primary_color))
+        out->primary_color = arena_strdup(a, at->primary_color);
+    if (at->logo_url && client_redirect_uri_valid(at->logo_url, strlen(at->logo_url)) &&
+        url_origin(at->logo_url, a))
+        out->logo_url = arena_strdup(a, at->logo_url);
+    if (at->footer_text && text_valid(at->footer_text, LOGIN_BRAND_FOOTER_MAX))
+        out->footer_text = arena_strdup(a, at->footer_text);
 }
 
-void login_branding_parse(const char *text, size_t n, struct arena *a, struct branding *out)
+void login_branding_parse(const char *text, size_t n, const struct cfg_kvlist *region, struct arena *a,
+                          struct branding *out)
 {
-    struct brand_parse p = { a, out };
-    char *copy = arena_strndup(a, text, n);   /* artifacts are BLOBs: make a C string */
-    ini_parse_string(copy, on_brand, &p);
+    struct artifact_tenant at;
+    struct cfg_error err;
+
+    /* the artifacts module's own parser: same schema, same ${region.KEY}
+     * resolution as the importer; an artifact it refuses brands nothing */
+    if (artifact_tenant_parse("tenants/branding.conf", text, n, region, &at, &err) == 0)
+        brand_apply(&at, a, out);
+    else
+        log_warn("login: tenant artifact unreadable, default branding", "error", err.msg, NULL);
+    artifact_tenant_free(&at);
 }
 
-void login_branding_load(struct db *db, const struct tenant *t, struct arena *a, struct branding *out)
+void login_branding_load(struct node *n, struct db *db, const struct tenant *t, struct arena *a,
+                         struct branding *out)
 {
     out->title = t->display_name && *t->display_name ? t->display_name : t->name;
     out->primary_color = DEFAULT_COLOR;
@@ -148,10 +150,10 @@ void login_branding_load(struct db *db, const struct tenant *t, struct arena *a,
         return;
     db_bind_text(st, 1, arena_sprintf(a, "tenants/%s.conf", t->name), -1);
     if (db_step(st) == DB_ROW) {
-        size_t n = db_col_bytes(st, 0);
+        size_t len = db_col_bytes(st, 0);
         const void *p = db_col_blob(st, 0);
-        if (p && n > 0 && n <= 256 * 1024)
-            login_branding_parse(p, n, a, out);
+        if (p && len > 0 && len <= 256 * 1024)
+            login_branding_parse(p, len, n ? &n->conf->region : NULL, a, out);
     }
     db_done(st);
 }

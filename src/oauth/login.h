@@ -25,10 +25,11 @@
  * rendered before a failover still submits after it.
  *
  * Branding: from the tenant's artifact (the `artifacts` row
- * "tenants/NAME.conf", replication class `config`), section [branding]:
- * title, primary_color (#rgb or #rrggbb), logo_url (absolute http(s) URL),
- * footer_text. Missing or invalid values fall back to defaults (the title
- * to the tenant's display name).
+ * "tenants/NAME.conf", replication class `config`, parsed by the artifacts
+ * module), section [branding]: title, primary_color (#rrggbb), logo_url
+ * (absolute http(s) URL), footer_text. Missing or invalid values fall back
+ * to defaults (the title to the tenant's display name, a blue colour, no
+ * logo, no footer).
  */
 #ifndef REFUGE_OAUTH_LOGIN_H
 #define REFUGE_OAUTH_LOGIN_H
@@ -37,6 +38,7 @@
 #include <stddef.h>
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/config.h"
 #include "http/http.h"
 #include "identity/tenant.h"
 #include "node/node.h"
@@ -45,8 +47,8 @@
 #define LOGIN_PAGE_LIMIT (128 * 1024)
 #define LOGIN_CSRF_COOKIE "refuge_csrf"
 #define LOGIN_CSRF_FIELD "csrf_token"
-#define LOGIN_BRAND_TITLE_MAX 128
-#define LOGIN_BRAND_FOOTER_MAX 512
+#define LOGIN_BRAND_TITLE_MAX 256
+#define LOGIN_BRAND_FOOTER_MAX 1024
 
 struct branding {
     const char *title;
@@ -55,10 +57,14 @@ struct branding {
     const char *footer_text;     /* NULL: none */
 };
 
-/* Branding of tenant t (defaults where the artifact says nothing valid). */
-void login_branding_load(struct db *db, const struct tenant *t, struct arena *a, struct branding *out);
-/* Parses the [branding] section of an artifact's INI text over *out. */
-void login_branding_parse(const char *text, size_t n, struct arena *a, struct branding *out);
+/* Branding of tenant t (defaults where the artifact says nothing valid);
+ * ${region.KEY} references resolve against the node's [region]. */
+void login_branding_load(struct node *n, struct db *db, const struct tenant *t, struct arena *a,
+                         struct branding *out);
+/* Parses a tenant artifact's text (artifacts/artifacts.h) and takes its
+ * [branding] values over *out; an invalid artifact changes nothing. */
+void login_branding_parse(const char *text, size_t n, const struct cfg_kvlist *region, struct arena *a,
+                          struct branding *out);
 
 /* Appends s[0..n) with & < > " ' escaped. 0 or -E2BIG. */
 int login_html_escape(struct buf *b, const char *s, size_t n);

@@ -183,7 +183,7 @@ static enum http_result logout(struct http_request *req, struct db *db)
                               rc == -ENOENT ? "There is no such tenant." : "A storage error occurred; try again.");
         return HTTP_DONE;
     }
-    login_branding_load(db, &lo->t, &req->arena, &lo->brand);
+    login_branding_load(lo->n, db, &lo->t, &req->arena, &lo->brand);
 
     const struct http_params *ps = request_params(req);
     if (!ps) {

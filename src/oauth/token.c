@@ -15,13 +15,26 @@
  *                             the oauth worker pool, which mints and then
  *                             either answers or queues the write (refresh
  *                             token, opaque token, lockout counter).
+ *   password, DOMAIN/user     a name whose DOMAIN is one of the tenant's LDAP
+ *                             userstores (ldap/userstore.h) goes to that
+ *                             store's own pool instead: search and bind there
+ *                             (bounded by the store's timeout), then mint and
+ *                             answer or write on the pool thread. A directory
+ *                             that is down or slow answers 503
+ *                             temporarily_unavailable and never holds up the
+ *                             oauth workers that verify internal passwords.
+ *                             A directory user's access token also carries
+ *                             the directory's groups (`groups`).
  *   refresh_token             HTTP worker reads the token row and mints; the
  *                             writer re-checks the row and rotates it in the
  *                             same transaction as the new rows, so two racing
  *                             uses of one token cannot both win. A token that
  *                             is no longer active (already rotated, or
  *                             revoked) revokes its whole family (RFC 9700
- *                             §4.14.2) and earns invalid_grant.
+ *                             §4.14.2) and earns invalid_grant. A directory
+ *                             user is read again from the directory (on the
+ *                             store's pool) before minting: a user who is gone
+ *                             there gets no new tokens, and groups are fresh.
  *   authorization_code        HTTP worker reads the code row and checks
  *                             client, expiry, redirect_uri and the PKCE
  *                             verifier, then mints; the writer marks the code
@@ -49,7 +62,11 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "core/json.h"
+#include "crypto/jws.h"
+#include "identity/keyring.h"
 #include "identity/user_auth.h"
+#include "ldap/userstore.h"
 #include "oauth/authorize.h"
 #include "oauth/oauth_internal.h"
 
@@ -71,6 +88,9 @@ struct grant {
     int64_t user_updated_at;
     int64_t auth_time;
     struct user_auth ua;
+    const char *groups_json;           /* a directory user's groups (JSON array), else NULL */
+    bool directory_reread;             /* a stored directory user id is read again */
+    bool directory_refresh;            /* ... and a refresh token is minted too */
 
     /* authorization_code */
     char code_hash[CRYPTO_TOKEN_HASH_BUFSZ];
@@ -353,6 +373,59 @@ static void finish_async(struct grant *g)
 
 /* ---------------------------------------------------------------- mint */
 
+/* A directory user's access token: RFC 9068 claims as in
+ * oauth_jwt_access_token, plus `groups` from the directory. */
+static int directory_access_token(struct grant *g, struct db *db, struct at_claims *c, char **out)
+{
+    const struct crypto_key *k = NULL;
+    struct buf b;
+    struct jw w;
+    int rc;
+
+    *out = NULL;
+    if (!c->jti[0])
+        uuid_v4(c->jti);
+    buf_init(&b, OAUTH_RESP_LIMIT);
+    jw_begin(&w, &b);
+    jw_str(&w, "iss", c->iss);
+    jw_str(&w, "sub", c->sub);
+    jw_str(&w, "aud", c->aud);
+    jw_int(&w, "exp", c->exp);
+    jw_int(&w, "iat", c->iat);
+    jw_str_safe(&w, "jti", c->jti);
+    jw_str(&w, "client_id", c->client_id);
+    jw_str(&w, "scope", c->scope);
+    jw_int(&w, "auth_time", c->auth_time);
+    jw_raw(&w, "groups", g->groups_json);
+    jw_end(&w);
+    if (b.len >= b.limit) {
+        rc = -E2BIG;
+        goto out;
+    }
+    rc = keyring_signing_key(g->n->keyring, db, g->t.name, &k);
+    if (rc < 0)
+        goto out;
+    rc = crypto_jws_sign(k, "at+jwt", b.data, b.len, out);
+    keyring_release(g->n->keyring, k);
+out:
+    buf_free(&b);
+    return rc;
+}
+
+/* The ID token's scope for a directory user: without "groups", because
+ * oauth_id_token reads groups from the groups table, where a directory
+ * user has none (its groups travel in the access token and userinfo). */
+static const struct oauth_scopes *without_groups(const struct oauth_scopes *s, struct arena *a)
+{
+    struct oauth_scopes *out = arena_alloc(a, sizeof(*out));
+
+    out->items = arena_alloc(a, (s->n + 1) * sizeof(char *));
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->items[i], "groups") != 0)
+            out->items[out->n++] = s->items[i];
+    return out;
+}
+
 /* Mints the access token (and ID and refresh tokens when due) for g's
  * client, user and scope. 0, or an error already recorded in g->err. */
 static int mint(struct grant *g, struct db *db, bool with_refresh)
@@ -379,7 +452,8 @@ static int mint(struct grant *g, struct db *db, bool with_refresh)
         };
         if (g->jti)
             snprintf(ac.jti, sizeof(ac.jti), "%s", g->jti);
-        rc = oauth_jwt_access_token(g->n, db, g->t.name, &ac, &s);
+        rc = g->groups_json ? directory_access_token(g, db, &ac, &s)
+                            : oauth_jwt_access_token(g->n, db, g->t.name, &ac, &s);
         if (rc < 0)
             goto fail;
         g->access_token = arena_strdup(a, s);
@@ -406,7 +480,7 @@ static int mint(struct grant *g, struct db *db, bool with_refresh)
             .nonce = g->nonce,
             .sid = g->sid,
             .access_token = g->access_token,
-            .scope = &g->scope,
+            .scope = g->groups_json ? without_groups(&g->scope, a) : &g->scope,
             .user_data = g->user_data,
             .user_name = g->user_name,
             .updated_at = g->user_updated_at,
@@ -427,6 +501,108 @@ fail:
 static bool refresh_allowed(const struct grant *g)
 {
     return (g->t.s.grant_types & GRANT_REFRESH_TOKEN) && client_allows_grant(&g->c, GRANT_REFRESH_TOKEN);
+}
+
+/* ------------------------------------------------------ directory users */
+
+/* Answers a directory request that failed (on the pool thread, or on the
+ * HTTP worker when nothing could be queued). */
+static void directory_refused(struct grant *g, int rc, const char *detail)
+{
+    struct arena *a = &g->req->arena;
+    char domain[USERSTORE_NAME_MAX + 1] = "";
+    struct str user;
+
+    if (g->user_id && g->user_id[0]) {
+        userstore_id_parse(g->user_id, domain, &user);
+    } else if (g->tr.username) {
+        userstore_split(g->tr.username, strlen(g->tr.username), domain, &user);
+    }
+    log_info("password grant refused", "tenant", g->t.name, "client_id", g->c.client_id, "store", domain,
+             "reason", rc == -EACCES ? "invalid_credentials" : log_i64(rc), "detail", detail ? detail : "",
+             NULL);
+    switch (rc) {
+    case -EACCES:
+    case -EINVAL:
+    case -ENOENT:
+        set_err(g, 400, "invalid_grant",
+                g->directory_reread ? "the user is no longer active" : "invalid username or password");
+        break;
+    case -ETIMEDOUT:
+        set_err(g, 503, "temporarily_unavailable",
+                arena_sprintf(a, "the user directory %s did not answer in time", domain));
+        break;
+    case -ENETDOWN:
+        set_err(g, 503, "temporarily_unavailable", arena_sprintf(a, "the user directory %s is unavailable", domain));
+        break;
+    case -EAGAIN:
+        set_err(g, 503, "temporarily_unavailable", arena_sprintf(a, "the user directory %s is busy; retry", domain));
+        break;
+    case -ESHUTDOWN:
+        set_err(g, 503, "temporarily_unavailable", "server shutting down");
+        break;
+    default:
+        set_err(g, 500, "server_error", arena_sprintf(a, "the user directory %s failed", domain));
+        break;
+    }
+}
+
+/* Pool-thread callback: the user as the directory has it -> mint and answer. */
+static void directory_done(void *arg, struct userstore_reply *r)
+{
+    struct grant *g = arg;
+    struct arena *a = &g->req->arena;
+    bool with_refresh = g->directory_refresh;
+
+    if (r->rc != 0) {
+        directory_refused(g, r->rc, r->detail);
+        respond_final(g, 0);
+        http_resume(g->req);
+        return;
+    }
+    char *data = jsonx_dump(r->user.scim), *groups = jsonx_dump(r->user.groups);
+    g->user_id = arena_strdup(a, r->user.id);
+    g->user_name = arena_strdup(a, r->user.user_name);
+    g->user_data = arena_strdup(a, data);
+    g->groups_json = arena_strdup(a, groups);
+    g->user_updated_at = 0;
+    free(data);
+    free(groups);
+    if (!g->directory_reread) {          /* a password grant: a fresh authentication */
+        g->auth_time = g->now;
+        with_refresh = refresh_allowed(g);
+    }
+    if (mint(g, store_reader(g->n->store), with_refresh) < 0) {
+        respond_final(g, 0);
+        http_resume(g->req);
+        return;
+    }
+    finish_async(g);
+}
+
+static enum http_result directory_submitted(struct grant *g, int rc)
+{
+    if (rc == 0)
+        return HTTP_SUSPEND;
+    directory_refused(g, rc, "not queued");
+    respond_final(g, 0);
+    return HTTP_DONE;
+}
+
+/* Password grant for DOMAIN/username: search and bind in the directory. */
+static enum http_result grant_password_directory(struct grant *g)
+{
+    return directory_submitted(g, userstore_authenticate_async(g->n, g->t.name, g->tr.username, g->tr.password,
+                                                               g->tr.password_len, directory_done, g));
+}
+
+/* Reads directory user g->user_id again, then mints (refresh token too
+ * when with_refresh). For grants that start from a stored user id. */
+static enum http_result directory_reload(struct grant *g, bool with_refresh)
+{
+    g->directory_reread = true;
+    g->directory_refresh = with_refresh;
+    return directory_submitted(g, userstore_lookup_async(g->n, g->t.name, g->user_id, directory_done, g));
 }
 
 /* --------------------------------------------------------------- grants */
@@ -482,6 +658,8 @@ answer:
 
 static enum http_result grant_password(struct grant *g)
 {
+    if (userstore_routes(g->n, g->t.name, g->tr.username))
+        return grant_password_directory(g);
     int rc = oauth_workers_submit(password_job, g);
     if (rc < 0) {
         oauth_respond_write_error(g->req, rc);
@@ -552,6 +730,13 @@ static enum http_result grant_refresh(struct grant *g, struct db *db)
     }
     g->scope_str = oauth_scopes_join(&g->scope, a);
 
+    if (old->user_id && userstore_is_user_id(old->user_id)) {
+        g->user_id = old->user_id;
+        g->auth_time = old->auth_time;
+        g->family_id = old->family_id;
+        g->rotate = true;
+        return directory_reload(g, true);
+    }
     if (old->user_id) {
         g->user_id = old->user_id;
         rc = load_user(g, db);

@@ -38,6 +38,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +129,7 @@ static int rewind_fn(struct db *db, void *arg)
 }
 
 /* Exports then undoes our records after x->common. 0 or negative. */
-static int rewind(struct receiver *x)
+static int rewind_divergent(struct receiver *x)
 {
     struct repl *r = x->r;
     struct rewind_job j = { .to = x->common };
@@ -218,7 +219,7 @@ static int on_records(struct receiver *x)
             halt(x, "rejoin: histories agree but chained hashes differ at the common position");
             return -EPROTO;
         }
-        if ((rc = rewind(x)) != 0)
+        if ((rc = rewind_divergent(x)) != 0)
             return rc;
     }
     j.recs = x->recs;
@@ -461,7 +462,7 @@ static bool session(struct receiver *x)
 
             /* nothing will follow to verify with: compare the tips' hashes */
             if (repl_log_hash_at(x->db, x->common, h) == 0 && memcmp(h, a->last_hash, REPL_HASH_LEN) == 0) {
-                if (rewind(x) != 0)
+                if (rewind_divergent(x) != 0)
                     return false;
             } else {
                 halt(x, "rejoin: no common position with the active (hash mismatch)");

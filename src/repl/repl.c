@@ -590,8 +590,12 @@ void repl_fence(struct repl *r, uint64_t peer_epoch, const char *peer)
     snprintf(why, sizeof(why), "peer %s runs epoch %" PRIu64 ", above ours (%" PRId64 "): fenced", peer, peer_epoch,
              atomic_load(&r->n->epoch));
     pthread_mutex_lock(&r->role_mu);
-    if (atomic_load(&r->n->role) == NODE_ACTIVE && (int64_t)peer_epoch > atomic_load(&r->n->epoch))
+    if (atomic_load(&r->n->role) == NODE_ACTIVE && (int64_t)peer_epoch > atomic_load(&r->n->epoch)) {
         demote_locked(r, why, err, sizeof(err));
+        /* the highest epoch seen is ours from now on: never accept its
+         * predecessor's records again */
+        repl_adopt_epoch(r, peer_epoch);
+    }
     pthread_mutex_unlock(&r->role_mu);
 }
 

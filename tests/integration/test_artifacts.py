@@ -325,14 +325,18 @@ def test_artifacts_endpoint_needs_operator_token(node, root):
 # ------------------------------------------------------------- two nodes
 
 def start_pair(workdir, region_a=None, region_b=None):
-    """Active A and standby B replicating over plaintext loopback."""
+    """Active A and standby B replicating over plaintext loopback, behind one
+    public URL (as behind the front door), so tokens of one work on the other."""
     pa, pb = free_port(), free_port()
+    public = {"public_url": "http://refuge.test"}
     a = Node(workdir, name="a", region="region-a", extra={
+        "http": public,
         "replication": {"listen": "127.0.0.1:%d" % pa, "peer": "127.0.0.1:%d" % pb,
                         "insecure_plaintext": True},
         "region": region_a or {"display": "Acme (A)"}})
     a.start()
     b = Node(workdir, name="b", region="region-b", role="standby", extra={
+        "http": public,
         "replication": {"listen": "127.0.0.1:%d" % pb, "peer": "127.0.0.1:%d" % pa,
                         "insecure_plaintext": True},
         "region": region_b or {"display": "Acme (B)"}})

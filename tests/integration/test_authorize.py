@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from refuge import REFUGED, Node
+from refuge import REFUGED, Node, free_port
 
 PASSWORD = "correct horse battery staple"
 RP = "https://rp.example/cb"
@@ -202,7 +203,12 @@ class Browser:
         self.tenant = tenant
         self.client = client
         self.s = requests.Session()
-        self.base = env.issuer(tenant)
+        self.use(env.url)
+
+    def use(self, root):
+        """Talks to the node at root (the same browser, cookies and all)."""
+        self.root = root
+        self.base = root + Env.prefix(self.tenant)
 
     def authorize(self, pkce_pair=None, method="GET", **extra):
         params = {"response_type": "code", "client_id": self.client["client_id"], "redirect_uri": RP,
@@ -227,7 +233,7 @@ class Browser:
         for k in drop:
             data.pop(k, None)
         data.update(override or {})
-        return self.s.post(self.env.url + f.action, data=data, allow_redirects=False, timeout=30)
+        return self.s.post(self.root + f.action, data=data, allow_redirects=False, timeout=30)
 
     def sign_in(self, username, pkce_pair=None, **extra):
         pkce_pair = pkce_pair or pkce()
@@ -771,16 +777,37 @@ def test_disabled_user_loses_sso(env, setup):
     assert location(b.authorize(pkce(), prompt="none")[0])[1]["error"] == "login_required"
 
 
+def write_artifact(env, tenant, text):
+    """Saves tenants/NAME.conf in the node's artifact directory, as an operator would."""
+    d = os.path.join(env.node.conf.get("artifacts", {}).get("dir") or os.path.join(env.node.data_dir, "artifacts"),
+                     "tenants")
+    os.makedirs(d, exist_ok=True)
+    tmp = os.path.join(d, ".%s.tmp" % tenant)
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, os.path.join(d, "%s.conf" % tenant))
+
+
+def page_when(fn, pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        r = fn()
+        if pred(r) or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
 def test_branding_and_escaping(env):
     t = env.tenant()
     c = env.client(t, name="<script>alert(1)</script> & co")
-    art = ("[tenant]\ndisplay_name = Acme\n\n[branding]\ntitle = Acme \"Cloud\" <b>\nprimary_color = #aa3300\n"
-           "logo_url = https://cdn.acme.example/logo.png\nfooter_text = Acme Corp. All rights reserved.\n")
-    with env.db() as db:
-        db.execute("INSERT OR REPLACE INTO artifacts (path, content, sha256, version, updated_at)"
-                   " VALUES (?, ?, ?, 1, ?)", ("tenants/%s.conf" % t, art.encode(),
-                                               hashlib.sha256(art.encode()).hexdigest(), int(time.time())))
-    r, _ = Browser(env, t, c).authorize(pkce())
+    b = Browser(env, t, c)
+    r, _ = b.authorize(pkce())
+    assert "--brand:#1f6feb" in r.text and "Tenant " + t in r.text        # defaults, display name as title
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in r.text and "<script>" not in r.text
+    write_artifact(env, t, "[tenant]\ndisplay_name = Acme\n\n[branding]\ntitle = Acme \"Cloud\" <b>\n"
+                           "primary_color = #aa3300\nlogo_url = https://cdn.acme.example/logo.png\n"
+                           "footer_text = Acme Corp. All rights reserved.\n")
+    r = page_when(lambda: b.authorize(pkce())[0], lambda r: "#aa3300" in r.text)
     assert r.status_code == 200
     assert "<script>" not in r.text and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in r.text
     assert "Acme &quot;Cloud&quot; &lt;b&gt;" in r.text
@@ -788,9 +815,110 @@ def test_branding_and_escaping(env):
     assert 'src="https://cdn.acme.example/logo.png"' in r.text
     assert "Acme Corp. All rights reserved." in r.text
     assert "img-src 'self' https://cdn.acme.example" in r.headers["Content-Security-Policy"]
-    # an invalid colour falls back to the default instead of reaching the CSS
-    art2 = "[branding]\nprimary_color = red;}body{display:none\n"
-    with env.db() as db:
-        db.execute("UPDATE artifacts SET content = ? WHERE path = ?", (art2.encode(), "tenants/%s.conf" % t))
-    r, _ = Browser(env, t, c).authorize(pkce())
-    assert "display:none" not in r.text and "--brand:#1f6feb" in r.text
+    # error pages carry the branding too
+    r, _ = b.authorize(pkce(), redirect_uri="https://evil.example/")
+    assert r.status_code == 400 and "--brand:#aa3300" in r.text
+
+
+# ------------------------------------------------------------- failover
+
+def wait_for(fn, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except (requests.RequestException, sqlite3.Error, KeyError, ValueError) as e:
+            last = e
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+def start_pair(workdir, replicate_sessions):
+    """Active A and standby B replicating over plaintext loopback behind one
+    public URL (as behind the front door): the issuer is the same on both."""
+    pa, pb = free_port(), free_port()
+    public = {"public_url": "http://refuge.test"}
+    repl = lambda me, peer: {"listen": "127.0.0.1:%d" % me, "peer": "127.0.0.1:%d" % peer,
+                             "insecure_plaintext": True, "replicate_sessions": replicate_sessions}
+    a = Node(workdir, name="a", region="region-a", extra={"http": public, "replication": repl(pa, pb)})
+    a.start()
+    b = Node(workdir, name="b", region="region-b", role="standby",
+             extra={"http": public, "replication": repl(pb, pa)})
+    shutil.copy(os.path.join(a.data_dir, "master.key"), os.path.join(b.data_dir, "master.key"))
+    os.chmod(os.path.join(b.data_dir, "master.key"), 0o600)
+    b.start()
+    return a, b
+
+
+def standby_count(node, sql, args):
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(node.data_dir, "refuge.db"), uri=True, timeout=5)
+    try:
+        return con.execute(sql, args).fetchone()[0]
+    finally:
+        con.close()
+
+
+def failover(a, b, admin):
+    a.kill()                                           # region A is lost
+    r = requests.post(b.url + "/admin/v1/node/promote", headers={"Authorization": "Bearer " + admin}, timeout=30)
+    assert r.status_code == 200, r.text
+    wait_for(lambda: requests.get(b.url + "/health/ready", timeout=2).status_code == 200, what="B active")
+
+
+@pytest.mark.parametrize("replicate_sessions", [True, False])
+def test_session_and_failover(tmp_path, replicate_sessions):
+    a, b = start_pair(str(tmp_path), replicate_sessions)
+    try:
+        env = Env(a)
+        t = env.tenant()
+        c = env.client(t)
+        uid, username = env.user(t)
+        browser = Browser(env, t, c)
+        code, verifier, _ = browser.sign_in(username)
+        tok = browser.token(code, verifier)
+        assert tok.status_code == 200, tok.text
+        _, idt, _ = jwt_parts(tok.json()["id_token"])
+        assert idt["iss"] == "http://refuge.test/t/" + t
+        cookie = next(ck.value for ck in browser.s.cookies if ck.name == "refuge_sid_" + t)
+        id_hash = hashlib.sha256(cookie.encode()).hexdigest()
+
+        # a write after the sign-in: once B has it, B has everything before it
+        marker = env.client(t, name="marker")
+        wait_for(lambda: standby_count(b, "SELECT count(*) FROM clients WHERE client_id = ?",
+                                       (marker["client_id"],)) == 1, what="replication caught up")
+        assert standby_count(b, "SELECT count(*) FROM users WHERE id = ?", (uid,)) == 1
+        on_b = standby_count(b, "SELECT count(*) FROM sso_sessions WHERE id_hash = ?", (id_hash,))
+        assert on_b == (1 if replicate_sessions else 0)
+
+        # the standby serves pages but cannot issue a code (read-only store)
+        browser.use(b.url)
+        r, _ = browser.authorize(pkce(), prompt="none")
+        _, q = location(r)
+        assert q["error"] == ("temporarily_unavailable" if replicate_sessions else "login_required"), q
+
+        failover(a, b, env.admin())
+
+        pair = pkce()
+        r, p = browser.authorize(pair, prompt="none")
+        _, q = location(r)
+        if replicate_sessions:
+            # still signed in: same session, same auth_time, no password asked
+            assert "code" in q and q["state"] == p["state"], q
+            tok = browser.token(q["code"], pair[0])
+            assert tok.status_code == 200, tok.text
+            _, idt2, _ = jwt_parts(tok.json()["id_token"])
+            assert idt2["sid"] == idt["sid"] and idt2["auth_time"] == idt["auth_time"] and idt2["sub"] == uid
+        else:
+            # the session did not survive: sign in again, which works on B
+            assert q["error"] == "login_required"
+            code, verifier, _ = browser.sign_in(username)
+            tok = browser.token(code, verifier)
+            assert tok.status_code == 200, tok.text
+            _, idt2, _ = jwt_parts(tok.json()["id_token"])
+            assert idt2["sid"] != idt["sid"] and idt2["sub"] == uid
+    finally:
+        b.kill()
+        a.kill()

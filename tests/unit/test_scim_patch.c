@@ -302,7 +302,9 @@ static void test_patch_body(void **state)
     assert_string_equal(err.scim_type, "invalidSyntax");
     json_decref(b);
 
-    assert_int_equal(scim_patch_parse(U, json_string("x"), &p, &err), -EINVAL);
+    b = json_string("x");
+    assert_int_equal(scim_patch_parse(U, b, &p, &err), -EINVAL);
+    json_decref(b);
 
     /* too many operations */
     b = jdoc("{'schemas': ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], 'Operations': []}");

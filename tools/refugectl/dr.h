@@ -97,8 +97,8 @@ int ctl_node_start(struct ctl_cluster *c, struct ctl_node *n, char *err, size_t 
 /* Waits for n's /health/live. */
 int ctl_wait_live(struct ctl_node *n, int timeout_ms);
 
-/* A lower bound of the old active's position as the target knew it from
- * replication (heartbeats), -1 when the target's status does not say. */
+/* The old active's last position as a standby target heard of it from
+ * replication (HELLO, HEARTBEAT), -1 when it never heard of one. */
 int64_t ctl_known_primary_lsn(const struct ctl_status *target);
 
 #endif

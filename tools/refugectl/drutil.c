@@ -203,23 +203,15 @@ int ctl_wait_live(struct ctl_node *n, int timeout_ms)
 
 int64_t ctl_known_primary_lsn(const struct ctl_status *t)
 {
-    static const char *const top[] = { "primary_lsn", "received_lsn", "written_lsn" };
-    static const char *const in_peer[] = { "lsn", "primary_lsn", "last_lsn", "heartbeat_lsn" };
-    const json_t *peer;
-    int64_t best = -1;
+    const json_t *peer, *hb;
 
-    if (!t->raw)
+    if (!t->raw || !ctl_status_is_standby(t))
         return -1;
-    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) {
-        int64_t v = jsonx_int(t->raw, top[i], -1);
-        if (v > best)
-            best = v;
-    }
+    /* a standby's peer.lag_records is the active's tip (from HELLO and
+     * HEARTBEAT) minus its own: lsn + lag is the last position it heard of */
     peer = json_object_get(t->raw, "peer");
-    for (size_t i = 0; json_is_object(peer) && i < sizeof in_peer / sizeof in_peer[0]; i++) {
-        int64_t v = jsonx_int(peer, in_peer[i], -1);
-        if (v > best)
-            best = v;
-    }
-    return best;
+    hb = json_is_object(peer) ? json_object_get(peer, "last_heartbeat_ms_ago") : NULL;
+    if (!json_is_integer(hb) && t->lag_records == 0)
+        return -1;          /* never heard from an active node */
+    return t->lsn + (t->lag_records > 0 ? t->lag_records : 0);
 }

@@ -18,6 +18,8 @@ static const struct ctl_command commands[] = {
       ctl_failover_usage },
     { "switchover", "planned, zero loss: hand the active role to NODE", ctl_switchover_run, ctl_switchover_usage },
     { "rejoin", "bring a recovered old primary back as a standby", ctl_rejoin_run, ctl_rejoin_usage },
+    { "drill", "a measured DR test: load, kill, failover, rejoin, switchover back", ctl_drill_run,
+      ctl_drill_usage },
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
