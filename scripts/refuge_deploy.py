@@ -92,7 +92,7 @@ def _pid_alive(pid, needle):
 
 class Deployment:
     def __init__(self, root, build=BUILD, base_port=None, mode="remote_apply", replicate_tokens=True,
-                 extra=None):
+                 extra=None, peers=None):
         self.root = os.path.abspath(root)
         self.build = build
         self.refuged = os.path.join(build, "refuged")
@@ -100,6 +100,7 @@ class Deployment:
         self.mode = mode
         self.replicate_tokens = replicate_tokens
         self.extra = extra or {}
+        self.peers = peers or {}      # node -> "host:port" its replication peer is reached at (a relay)
         self.run = os.path.join(self.root, "run")
         self.pki = os.path.join(self.root, "pki")
         ports_file = os.path.join(self.root, "ports.json")
@@ -178,7 +179,8 @@ class Deployment:
             "http": {"listen": "127.0.0.1:%d" % self.ports["http_" + n], "public_url": self.front_url,
                      "threads": 4},
             "replication": {"listen": "127.0.0.1:%d" % self.ports["repl_" + n],
-                            "peer": "127.0.0.1:%d" % self.ports["repl_" + other], "mode": self.mode,
+                            "peer": self.peers.get(n, "127.0.0.1:%d" % self.ports["repl_" + other]),
+                            "mode": self.mode,
                             "tls_ca": os.path.join(self.pki, "ca.crt"),
                             "tls_cert": os.path.join(self.pki, "%s.crt" % n),
                             "tls_key": os.path.join(self.pki, "%s.key" % n),
@@ -315,6 +317,35 @@ log_file = {log}
         self.wait_ready(deadline - time.monotonic())
         return self
 
+    def haproxy(self, cmd):
+        """One runtime API command; the reply text."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(2)
+        try:
+            s.connect(self.haproxy_socket)
+            s.sendall(cmd.encode() + b"\n")
+            out = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                out += d
+        finally:
+            s.close()
+        return out.decode(errors="replace")
+
+    def haproxy_states(self):
+        """{server: (op_state, admin_state)} of backend refuge."""
+        lines = self.haproxy("show servers state refuge").splitlines()
+        names = next(l for l in lines if l.startswith("#"))[1:].split()
+        out = {}
+        for l in lines:
+            f = l.split()
+            if len(f) == len(names) and not l.startswith("#"):
+                row = dict(zip(names, f))
+                out[row["srv_name"]] = (int(row["srv_op_state"]), int(row["srv_admin_state"]))
+        return out
+
     def wait_ready(self, timeout=20.0):
         """Front door answers from the active node and the standby is connected and caught up."""
         deadline = time.monotonic() + max(timeout, 1.0)
@@ -328,6 +359,12 @@ log_file = {log}
                 act, sby = (sa, sb) if sa.get("role") == "active" else (sb, sa)
                 if ready and roles == {"active", "standby"} and sby.get("peer", {}).get("connected") \
                         and sby.get("lsn") == act.get("lsn"):
+                    # HAProxy counts a server UP until its first check fails:
+                    # wait until only the active one takes traffic
+                    standby = "a" if sby is sa else "b"
+                    if self.haproxy_states().get(standby, (2, 0))[0] != 0:
+                        self.haproxy("set server refuge/%s health down" % standby)
+                        continue
                     return
             except (HTTPError, RuntimeError, KeyError) as e:
                 last = e

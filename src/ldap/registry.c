@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/json.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/timeutil.h"
@@ -139,9 +140,14 @@ static void account(struct ustore *st, enum ujob_kind kind, int rc, bool ran, bo
                     int64_t submitted_us)
 {
     const char *labels[2] = { st->name, result_label(kind, rc) };
+    /* Health changes only on evidence: the directory answered, or trying
+     * to reach it failed. A request refused before any traffic (an empty
+     * password, a bad name) says nothing about the directory. */
+    bool failed = ran && !reached && (rc == -ETIMEDOUT || rc == -ENETDOWN || rc == -EIO);
+    bool health = reached || failed;
 
     pthread_mutex_lock(&st->mu);
-    if (ran) {
+    if (health) {
         st->checked = true;
         st->up = reached;
         if (reached) {
@@ -150,18 +156,18 @@ static void account(struct ustore *st, enum ujob_kind kind, int rc, bool ran, bo
         } else {
             st->down_until_us = time_mono_us() + USTORE_DOWN_HOLD_US;
         }
-        if (rc != 0 && rc != -EACCES && rc != -ENOENT && detail && *detail)
-            snprintf(st->last_error, sizeof(st->last_error), "%s", detail);
-        else if (rc == 0 && kind == UJOB_PROBE)
-            st->last_error[0] = '\0';
     }
+    if (ran && rc != 0 && rc != -EACCES && rc != -ENOENT && detail && *detail)
+        snprintf(st->last_error, sizeof(st->last_error), "%s", detail);
+    else if (rc == 0 && kind == UJOB_PROBE)
+        st->last_error[0] = '\0';
     if (kind != UJOB_PROBE) {
         st->requests_total++;
         if (rc != 0 && rc != -EACCES && rc != -ENOENT)
             st->errors_total++;
     }
     pthread_mutex_unlock(&st->mu);
-    if (ran)
+    if (health)
         metric_set(m_up, (const char *[]){ st->name }, reached ? 1 : 0);
     if (kind != UJOB_PROBE) {
         metric_inc(m_requests, labels, 1);
@@ -439,6 +445,22 @@ static int read_content(struct db *db, const char *path, char **content, size_t 
     return rc;
 }
 
+/* Did the last scan reject this very file with this very error? */
+static bool known_error(struct registry *r, const char *path, const char *sha, const char *err)
+{
+    bool known = false;
+    size_t i;
+    json_t *e;
+
+    pthread_mutex_lock(&r->mu);
+    json_array_foreach(r->errors, i, e)
+        if (strcmp(jsonx_str(e, "path", ""), path) == 0 && strcmp(jsonx_str(e, "sha256", ""), sha) == 0 &&
+            strcmp(jsonx_str(e, "error", ""), err) == 0)
+            known = true;
+    pthread_mutex_unlock(&r->mu);
+    return known;
+}
+
 /* Brings the stores in line with the table: unchanged rows keep their
  * store (and pool, and connections), changed or new rows get a new one,
  * vanished rows retire theirs. */
@@ -482,8 +504,11 @@ static int scan(struct registry *r)
                 log_info("ldap userstore loaded", "store", st->name, "url", st->cfg.url, "sha256", st->sha,
                          NULL);
             } else {
-                log_error("ldap userstore rejected", "path", rows[i].path, "error", err, NULL);
-                json_array_append_new(errors, json_pack("{s:s, s:s}", "path", rows[i].path, "error", err));
+                /* tried again every scan (a password file may appear), logged once per error */
+                if (!known_error(r, rows[i].path, rows[i].sha, err))
+                    log_error("ldap userstore rejected", "path", rows[i].path, "error", err, NULL);
+                json_array_append_new(errors, json_pack("{s:s, s:s, s:s}", "path", rows[i].path, "sha256",
+                                                        rows[i].sha, "error", err));
             }
         }
         free(content);

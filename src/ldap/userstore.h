@@ -203,7 +203,7 @@ int userstore_scim_list(struct node *n, const char *tenant, const char *store,
  *   "ldap": {"stores": [{"name", "tenant", "url", "up", "last_error",
  *            "last_ok_at", "requests_total", "errors_total", "pool_size",
  *            "timeout_ms", "context_csn": [..], "csn_base", "csn_read_at"}],
- *            "errors": [{"path", "error"}]}
+ *            "errors": [{"path", "sha256", "error"}]}
  * url is the effective one (after ${region.KEY}); no secret is shown.
  * context_csn is this node's own directory's contextCSN (one value per
  * server id), read by the probe; compare it with the peer region's to see

@@ -65,9 +65,9 @@ static int user_exists(struct http_request *req, struct db *db, const char *user
 static int common(struct node *n, struct http_request *req, struct db *db, const char **user_id)
 {
     struct tenant t;
-    if (oauth_load_tenant(n, req, db, &t) < 0)
+    if (auth(n, req) < 0)              /* first: unauthenticated callers learn nothing */
         return -1;
-    if (auth(n, req) < 0)
+    if (oauth_load_tenant(n, req, db, &t) < 0)
         return -1;
     *user_id = http_path_param(req, "id");
     if (!*user_id || strlen(*user_id) > MAX_ID) {

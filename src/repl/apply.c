@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -76,6 +77,36 @@ static int local_columns(struct db *db, const char *table, unsigned char pk[MAX_
     return rc < 0 ? rc : 0;
 }
 
+/* Every node runs the schema of its own binary (DESIGN.md §5.8), so a
+ * table's columns are read once per process and kept. */
+#define MAX_REGISTRY 64
+static struct {
+    bool loaded;
+    int ncol;
+    unsigned char pk[MAX_COLS];
+} colcache[MAX_REGISTRY];
+static pthread_mutex_t colcache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int table_columns(struct db *db, const struct store_table *t, unsigned char pk[MAX_COLS], int *ncol)
+{
+    size_t n, i;
+    const struct store_table *all = store_tables(&n);
+    int rc = 0;
+
+    i = (size_t)(t - all);
+    if (i >= MAX_REGISTRY)
+        return local_columns(db, t->name, pk, ncol);
+    pthread_mutex_lock(&colcache_mu);
+    if (!colcache[i].loaded) {
+        rc = local_columns(db, t->name, colcache[i].pk, &colcache[i].ncol);
+        colcache[i].loaded = rc == 0 && colcache[i].ncol > 0;
+    }
+    *ncol = colcache[i].ncol;
+    memcpy(pk, colcache[i].pk, sizeof(colcache[i].pk));
+    pthread_mutex_unlock(&colcache_mu);
+    return rc;
+}
+
 /*
  * The changeset format (SQLite sessions), walked strictly before SQLite sees
  * the bytes: SQLite's own iterator trusts its input (a malformed table header
@@ -89,7 +120,8 @@ static int local_columns(struct db *db, const char *table, unsigned char pk[MAX_
  *                  indirect (0|1), then records:
  *                  INSERT new, DELETE old, UPDATE old + new
  *   record         nCol values, each a type byte and its data:
- *                  0 undefined (UPDATE only), 1 integer (8 bytes BE),
+ *                  0 undefined (UPDATE only, never a key column of the old
+ *                  record), 1 integer (8 bytes BE),
  *                  2 real (8 bytes), 3 text (varint n, n bytes),
  *                  4 blob (varint n, n bytes), 5 NULL
  *
@@ -118,7 +150,9 @@ static bool get_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *out)
     return false;
 }
 
-static bool skip_record(const uint8_t *p, size_t n, size_t *at, uint64_t ncol, bool undefined_ok)
+/* pk: the table's key flags, or NULL when key columns may be undefined */
+static bool skip_record(const uint8_t *p, size_t n, size_t *at, uint64_t ncol, bool undefined_ok,
+                        const uint8_t *pk)
 {
     for (uint64_t c = 0; c < ncol; c++) {
         uint64_t len;
@@ -127,7 +161,7 @@ static bool skip_record(const uint8_t *p, size_t n, size_t *at, uint64_t ncol, b
             return false;
         switch (p[(*at)++]) {
         case 0:
-            if (!undefined_ok)
+            if (!undefined_ok || (pk && pk[c]))
                 return false;
             break;
         case 1:
@@ -151,8 +185,10 @@ static bool skip_record(const uint8_t *p, size_t n, size_t *at, uint64_t ncol, b
     return true;
 }
 
-static int changeset_wellformed(const uint8_t *p, size_t n, char *why, size_t whylen)
+int repl_changeset_wellformed(const void *cs, size_t n, char *why, size_t whylen)
 {
+    const uint8_t *p = cs;
+    const uint8_t *pk = NULL;
     size_t at = 0;
     uint64_t ncol = 0;
 
@@ -164,6 +200,7 @@ static int changeset_wellformed(const uint8_t *p, size_t n, char *why, size_t wh
 
             if (!get_varint(p, n, &at, &ncol) || ncol == 0 || ncol > MAX_COLS || ncol > n - at)
                 goto bad;
+            pk = p + at;
             for (uint64_t c = 0; c < ncol; c++)    /* 0, or the position in the key */
                 if (p[at++] > ncol)
                     goto bad;
@@ -181,11 +218,12 @@ static int changeset_wellformed(const uint8_t *p, size_t n, char *why, size_t wh
         switch (op) {
         case SQLITE_INSERT:
         case SQLITE_DELETE:
-            if (!skip_record(p, n, &at, ncol, false))
+            if (!skip_record(p, n, &at, ncol, false, NULL))
                 goto bad;
             break;
         case SQLITE_UPDATE:
-            if (!skip_record(p, n, &at, ncol, true) || !skip_record(p, n, &at, ncol, true))
+            /* the old record names the row: its key columns are defined */
+            if (!skip_record(p, n, &at, ncol, true, pk) || !skip_record(p, n, &at, ncol, true, NULL))
                 goto bad;
             break;
         default:
@@ -211,7 +249,7 @@ int repl_changeset_check(struct db *db, const void *cs, size_t len, bool *config
         snprintf(why, whylen, "changeset too large");
         return REPL_APPLY_ECORRUPT;
     }
-    rc = changeset_wellformed(cs, len, why, whylen);
+    rc = repl_changeset_wellformed(cs, len, why, whylen);
     if (rc != 0)
         return rc;
     rc = sqlite3changeset_start(&it, (int)len, (void *)cs);
@@ -243,7 +281,7 @@ int repl_changeset_check(struct db *db, const void *cs, size_t len, bool *config
             rc = REPL_APPLY_ESCHEMA;
             goto out;
         }
-        rc = local_columns(db, table, lpk, &nlocal);
+        rc = table_columns(db, t, lpk, &nlocal);
         if (rc != 0)
             goto out;
         if (nlocal != ncol || memcmp(lpk, pk, (size_t)ncol) != 0) {

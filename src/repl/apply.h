@@ -62,6 +62,11 @@ int repl_apply_records(struct db *db, const struct repl_record *recs, size_t n,
 int repl_changeset_check(struct db *db, const void *cs, size_t len, bool *config, char *why,
                          size_t whylen);
 
+/* The structural check alone (see apply.c for the format): every table
+ * header, change and value is complete and in range, so SQLite's iterator
+ * can walk it. 0 or REPL_APPLY_ECORRUPT with why filled. */
+int repl_changeset_wellformed(const void *cs, size_t len, char *why, size_t whylen);
+
 /* sqlite3changeset_apply with the never-skip conflict handler: 0,
  * REPL_APPLY_ECONFLICT or DB_ERR with why filled. No checks, no savepoint of
  * its own beyond SQLite's (the changeset applies whole or not at all). */

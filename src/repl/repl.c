@@ -551,6 +551,9 @@ static int demote_locked(struct repl *r, const char *why, char *err, size_t errl
     /* writes stop first: nothing may commit in this role from here on */
     store_set_readonly(n->store, true);
     atomic_store(&n->role, NODE_STANDBY);
+    pthread_mutex_lock(&r->mu);
+    pthread_cond_broadcast(&r->cv);      /* a batch waiting in tx_admit fails now */
+    pthread_mutex_unlock(&r->mu);
     rc = node_state_save(n, NODE_STANDBY, atomic_load(&n->epoch));
     if (rc != 0)
         log_error("demote: cannot persist the role (the store stays read-only)", "rc", log_i64(rc), NULL);

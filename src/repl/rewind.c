@@ -75,12 +75,47 @@ static const char *op_name(int op)
     return op == SQLITE_INSERT ? "INSERT" : op == SQLITE_DELETE ? "DELETE" : "UPDATE";
 }
 
-json_t *repl_changeset_json(struct db *db, const void *cs, size_t len)
+/* Column names per table, looked up once per export. */
+#define NAME_CACHE 32
+struct name_cache {
+    size_t n;
+    struct {
+        char table[64];
+        int ncol;
+        char names[MAX_COLS][64];
+    } t[NAME_CACHE];
+};
+
+static int cached_names(struct db *db, struct name_cache *nc, const char *table, char (**names)[64], int *ncol)
+{
+    size_t i;
+    int rc;
+
+    for (i = 0; i < nc->n; i++) {
+        if (strcmp(nc->t[i].table, table) == 0) {
+            *names = nc->t[i].names;
+            *ncol = nc->t[i].ncol;
+            return 0;
+        }
+    }
+    if (nc->n == NAME_CACHE)
+        nc->n = 0;         /* more tables than ever exist: start over */
+    i = nc->n;
+    snprintf(nc->t[i].table, sizeof(nc->t[i].table), "%s", table);
+    rc = column_names(db, table, nc->t[i].names, &nc->t[i].ncol);
+    if (rc != 0)
+        return rc;
+    nc->n++;
+    *names = nc->t[i].names;
+    *ncol = nc->t[i].ncol;
+    return 0;
+}
+
+static json_t *changeset_json(struct db *db, struct name_cache *nc, const void *cs, size_t len)
 {
     sqlite3_changeset_iter *it = NULL;
     json_t *out = json_array();
-    char names[MAX_COLS][64];
-    char cur[128] = "";
+    char (*names)[64] = NULL;
     int nnames = 0, rc;
     bool config;
     char why[256];
@@ -98,11 +133,8 @@ json_t *repl_changeset_json(struct db *db, const void *cs, size_t len)
         if (sqlite3changeset_op(it, &table, &ncol, &op, &indirect) != SQLITE_OK ||
             sqlite3changeset_pk(it, &pk, &npk) != SQLITE_OK)
             goto bad;
-        if (strcmp(cur, table) != 0) {
-            snprintf(cur, sizeof(cur), "%s", table);
-            if (column_names(db, table, names, &nnames) != 0 || nnames != ncol)
-                goto bad;
-        }
+        if (cached_names(db, nc, table, &names, &nnames) != 0 || nnames != ncol)
+            goto bad;
         key = json_object();
         if (op != SQLITE_INSERT)
             old = json_object();
@@ -115,7 +147,7 @@ json_t *repl_changeset_json(struct db *db, const void *cs, size_t len)
                 json_object_set_new(old, names[c], value_json(ov));
             if (new && sqlite3changeset_new(it, c, &nv) == SQLITE_OK && nv)
                 json_object_set_new(new, names[c], value_json(nv));
-            if (pk[c])
+            if (pk[c] && (ov || nv))
                 json_object_set_new(key, names[c], value_json(ov ? ov : nv));
         }
         ch = json_pack("{s:s, s:s, s:o}", "table", table, "op", op_name(op), "primary_key", key);
@@ -134,6 +166,15 @@ bad:
         sqlite3changeset_finalize(it);
     json_decref(out);
     return NULL;
+}
+
+json_t *repl_changeset_json(struct db *db, const void *cs, size_t len)
+{
+    struct name_cache *nc = xcalloc(1, sizeof(*nc));
+    json_t *j = changeset_json(db, nc, cs, len);
+
+    free(nc);
+    return j;
 }
 
 /* --------------------------------------------------------------- export */
@@ -212,6 +253,7 @@ int repl_divergent_export(struct db *db, const char *data_dir, const char *node_
                           size_t *nrec, char *paths, size_t pathslen, char *err, size_t errlen)
 {
     char *dir = xasprintf("%s/divergent", data_dir);
+    struct name_cache *nc = xcalloc(1, sizeof(*nc));
     struct db_stmt *st = NULL;
     json_t *txs = NULL;
     uint64_t epoch = 0, from = 0, to = 0;
@@ -256,7 +298,7 @@ int repl_divergent_export(struct db *db, const char *data_dir, const char *node_
         to = lsn;
         if (db_col_bytes(st, 3) == REPL_HASH_LEN)
             memcpy(h, db_col_blob(st, 3), REPL_HASH_LEN);
-        changes = repl_changeset_json(db, db_col_blob(st, 4), db_col_bytes(st, 4));
+        changes = changeset_json(db, nc, db_col_blob(st, 4), db_col_bytes(st, 4));
         if (!changes) {
             /* still exported: the raw changeset, so nothing is lost */
             size_t n = db_col_bytes(st, 4);
@@ -283,6 +325,7 @@ out:
     if (st)
         db_done(st);
     json_decref(txs);
+    free(nc);
     free(dir);
     return rc;
 }
@@ -293,7 +336,11 @@ int repl_rewind_apply(struct db *db, uint64_t to_lsn, size_t *n, char *why, size
 {
     struct db_stmt *st;
     struct repl_tip tip = { 0 };
-    char hex[2 * REPL_HASH_LEN + 1];
+    sqlite3_changegroup *g = NULL;
+    void *all = NULL;
+    int nall = 0;
+    char hex[2 * REPL_HASH_LEN + 1], w[200] = "", lsn[32];
+    uint64_t newest = 0;
     int rc;
 
     *n = 0;
@@ -303,43 +350,59 @@ int repl_rewind_apply(struct db *db, uint64_t to_lsn, size_t *n, char *why, size
         snprintf(why, whylen, "the record at lsn %" PRIu64 " is no longer in the log", to_lsn);
         return rc;
     }
-    st = db_prepare(db, "SELECT lsn, changeset FROM repl_log WHERE lsn > $1 ORDER BY lsn DESC");
-    if (!st)
+    /* The inverted changesets, newest first, combined into one: applying it
+     * to the current state gives the state at to_lsn (each row's combined
+     * old values are checked against the data, so nothing is forced), and
+     * SQLite prepares its statements once instead of once per record. */
+    if (sqlite3changegroup_new(&g) != SQLITE_OK)
         return DB_ERR;
+    st = db_prepare(db, "SELECT lsn, changeset FROM repl_log WHERE lsn > $1 ORDER BY lsn DESC");
+    if (!st) {
+        rc = DB_ERR;
+        goto out;
+    }
     db_bind_int64(st, 1, (int64_t)to_lsn);
     while ((rc = db_step(st)) == DB_ROW) {
-        uint64_t lsn = (uint64_t)db_col_int64(st, 0);
+        uint64_t at = (uint64_t)db_col_int64(st, 0);
         const void *cs = db_col_blob(st, 1);
         size_t len = db_col_bytes(st, 1);
         void *inv = NULL;
         int ninv = 0;
         bool config;
-        char w[200];
 
+        if (!newest)
+            newest = at;
         rc = repl_changeset_check(db, cs, len, &config, w, sizeof(w));
         if (rc == 0 && sqlite3changeset_invert((int)len, cs, &ninv, &inv) != SQLITE_OK)
             rc = REPL_APPLY_ECORRUPT;
-        if (rc == 0)
-            rc = repl_changeset_apply(db, inv, (size_t)ninv, w, sizeof(w));
+        if (rc == 0 && sqlite3changegroup_add(g, ninv, inv) != SQLITE_OK)
+            rc = REPL_APPLY_ECORRUPT;
         sqlite3_free(inv);
         if (rc != 0) {
-            snprintf(why, whylen, "undoing lsn %" PRIu64 ": %s", lsn, w);
+            snprintf(why, whylen, "undoing lsn %" PRIu64 ": %s", at, w[0] ? w : "cannot invert the changeset");
             db_done(st);
-            return rc;
+            goto out;
         }
         (*n)++;
     }
     db_done(st);
     if (rc < 0)
-        return rc;
-    {
-        char lsn[32];
-
-        snprintf(lsn, sizeof(lsn), "%" PRIu64, to_lsn);
-        rc = db_execp(db, "DELETE FROM repl_log WHERE lsn > $1", lsn, NULL);
-        if (rc == 0)
-            rc = db_execp(db, "DELETE FROM epoch_history WHERE start_lsn > $1", lsn, NULL);
+        goto out;
+    if (*n > 0) {
+        if (sqlite3changegroup_output(g, &nall, &all) != SQLITE_OK) {
+            rc = DB_ERR;
+            goto out;
+        }
+        rc = repl_changeset_apply(db, all, (size_t)nall, w, sizeof(w));
+        if (rc != 0) {
+            snprintf(why, whylen, "undoing lsn %" PRIu64 "..%" PRIu64 ": %s", to_lsn + 1, newest, w);
+            goto out;
+        }
     }
+    snprintf(lsn, sizeof(lsn), "%" PRIu64, to_lsn);
+    rc = db_execp(db, "DELETE FROM repl_log WHERE lsn > $1", lsn, NULL);
+    if (rc == 0)
+        rc = db_execp(db, "DELETE FROM epoch_history WHERE start_lsn > $1", lsn, NULL);
     if (rc == 0)
         rc = repl_log_tip(db, &tip);
     if (rc == 0)
@@ -348,7 +411,10 @@ int repl_rewind_apply(struct db *db, uint64_t to_lsn, size_t *n, char *why, size
         rc = repl_state_set_u64(db, "applied_lsn", tip.lsn);
     if (rc == 0)
         rc = repl_state_set(db, "applied_hash", repl_hash_hex(tip.hash, hex));
+out:
     if (rc != 0 && !why[0])
         snprintf(why, whylen, "%s", db_errmsg(db));
+    sqlite3_free(all);
+    sqlite3changegroup_delete(g);
     return rc;
 }

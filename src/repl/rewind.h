@@ -42,8 +42,9 @@ json_t *repl_changeset_json(struct db *db, const void *cs, size_t len);
 int repl_divergent_export(struct db *db, const char *data_dir, const char *node_name, uint64_t common_lsn,
                           size_t *nrec, char *paths, size_t pathslen, char *err, size_t errlen);
 
-/* In a write job: undoes every record after to_lsn, newest first, by
- * applying its inverted changeset (a conflict aborts: nothing is forced),
+/* In a write job: undoes every record after to_lsn by applying their
+ * inverted changesets, newest first, combined into one changeset (a
+ * conflict aborts the whole rewind: nothing is forced),
  * deletes those records and the epochs that started after to_lsn, and sets
  * repl_state's applied position to to_lsn. *n: records undone. 0 or
  * negative (REPL_APPLY_* or DB_E*) with why filled. */

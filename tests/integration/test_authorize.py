@@ -739,6 +739,25 @@ def test_logout_rules(env, setup):
     assert r.status_code == 200 and "signed out" in r.text
 
 
+def test_post_logout_redirect_uris_admin(env):
+    t = env.tenant()
+    c = env.client(t, post_logout_redirect_uris=["https://rp.example/bye", "http://127.0.0.1:9/x?y=1"])
+    assert c["post_logout_redirect_uris"] == ["https://rp.example/bye", "http://127.0.0.1:9/x?y=1"]
+    url = env.issuer(t) + "/admin/v1/clients/" + c["client_id"]
+    assert requests.get(url, headers=env.ah(), timeout=10).json()["post_logout_redirect_uris"] == \
+        c["post_logout_redirect_uris"]
+    for bad in (["javascript:alert(1)"], ["https://rp.example/bye#frag"], "https://x", ["https://a", "https://a"]):
+        r = requests.post(env.issuer(t) + "/admin/v1/clients", headers=env.ah(), timeout=10,
+                          json={"name": "x", "type": "public", "redirect_uris": [RP],
+                                "grant_types": ["authorization_code"], "post_logout_redirect_uris": bad})
+        assert r.status_code == 400 and "post_logout_redirect_uris" in r.json()["error_description"], (bad, r.text)
+    # a client without any: every post_logout_redirect_uri is refused
+    c2 = env.client(t, post_logout_redirect_uris=[])
+    r = requests.get(env.issuer(t) + "/oidc/logout", params={"client_id": c2["client_id"],
+                     "post_logout_redirect_uri": "https://rp.example/bye"}, allow_redirects=False, timeout=10)
+    assert r.status_code == 400 and "Location" not in r.headers
+
+
 def test_admin_sessions(env, setup):
     t, c, uid, username = setup
     b1, b2 = Browser(env, t, c), Browser(env, t, c)
@@ -922,3 +941,45 @@ def test_session_and_failover(tmp_path, replicate_sessions):
     finally:
         b.kill()
         a.kill()
+
+
+# ----------------------------------------------------------- Secure cookies
+
+def test_cookies_secure_under_tls(tmp_path, monkeypatch):
+    """Over TLS the session and CSRF cookies are Secure; so they are behind a
+    TLS-terminating front door (https public_url), even on a plain listener."""
+    crt, key = str(tmp_path / "http.crt"), str(tmp_path / "http.key")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", crt)       # requests (and Node.wait_live) trust it
+    tls = Node(str(tmp_path), name="tls", extra={"http": {"tls_cert": crt, "tls_key": key}})
+    tls.url = "https://127.0.0.1:%d" % tls.port
+    proxied = Node(str(tmp_path), name="proxied", extra={"http": {"public_url": "https://idp.example"}})
+    try:
+        for node in (tls.start(), proxied.start()):
+            env = Env(node)
+            t = env.tenant()
+            c = env.client(t)
+            _, username = env.user(t)
+            b = Browser(env, t, c)
+            r, _ = b.authorize(pkce())
+            assert r.status_code == 200
+            csrf = r.headers["Set-Cookie"]
+            assert csrf.startswith("refuge_csrf_%s=" % t) and "; Secure" in csrf, csrf
+            if node is proxied:
+                # a client keeps Secure cookies off plain http: here the TLS
+                # hop is the proxy's, so send the cookie as it would
+                f = Form(r.text)
+                cookie = csrf.split(";")[0]
+                r = requests.post(node.url + f.action, data=dict(f.fields, username=username, password=PASSWORD),
+                                  headers={"Cookie": cookie}, allow_redirects=False, timeout=30)
+            else:
+                r = b.login(r, username)
+            assert r.status_code == 302, r.text
+            sid = r.headers["Set-Cookie"]
+            assert sid.startswith("refuge_sid_%s=" % t) and "; Secure" in sid and "HttpOnly" in sid, sid
+    finally:
+        tls.kill()
+        proxied.kill()

@@ -721,6 +721,25 @@ def test_password_login_and_me(env):
     assert_scim_error(env.get("/Me", t, tok=tok), 404)
 
 
+def test_lockout_and_password_reset(env):
+    t = env.tenant({"lockout": {"max_failures": 3, "duration": 600}})
+    c = env.client(t, grant_types=["password"], scopes=["openid"], default_scopes=["openid"])
+    name = "locked-" + uuid.uuid4().hex[:6]
+    u = env.create_user(t, name, password=GOOD_PW)
+    for _ in range(3):
+        assert env.password_grant(t, c, name, "wrong-password").status_code == 400
+    assert env.password_grant(t, c, name, GOOD_PW).status_code == 400          # locked now
+    # an administrator setting a new password through SCIM also lifts the lock
+    new_pw = "Reset-Passw0rd-99"
+    r = env.req("PUT", "/Users/" + u["id"], t, {"schemas": [CORE], "userName": name, "password": new_pw})
+    assert r.status_code == 200, r.text
+    assert env.password_grant(t, c, name, new_pw).status_code == 200
+    # a PUT without a password keeps the one stored
+    r = env.req("PUT", "/Users/" + u["id"], t, {"schemas": [CORE], "userName": name, "title": "x"})
+    assert r.status_code == 200
+    assert env.password_grant(t, c, name, new_pw).status_code == 200
+
+
 def test_tenant_prefix_and_default_root(env):
     t = env.tenant()
     u = env.create_user(t)

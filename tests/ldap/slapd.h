@@ -1,7 +1,8 @@
 /*
  * slapd.h — real OpenLDAP servers for the C unit tests of src/ldap
  * (tests/unit/test_ldap_*.c): the same configuration as tests/ldap/slapd.py
- * (mdb, syncprov, dynlist for memberOf, the same ACLs) minus TLS, loaded
+ * (mdb, syncprov, dynlist for memberOf, the same ACLs, unauthenticated
+ * binds allowed as in many Active Directory set-ups) minus TLS, loaded
  * with tests/ldap/users.ldif by slapadd, served on a free loopback port by
  * a child process that the test kills at the end. Header-only: each test
  * executable includes it once.
@@ -162,9 +163,26 @@ static int tslapd_start(struct tslapd *s)
     return -1;
 }
 
+/* SIGSTOP, and wait until the kernel shows it stopped (signal delivery is
+ * asynchronous: a request sent right after kill() could still be served). */
 static void tslapd_pause(struct tslapd *s)
 {
+    char path[64], buf[256];
+
     kill(s->pid, SIGSTOP);
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)s->pid);
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        char *close;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        close = strrchr(buf, ')');
+        if (close && close[1] == ' ' && close[2] == 'T')
+            return;
+        usleep(1000);
+    }
 }
 
 static void tslapd_resume(struct tslapd *s)

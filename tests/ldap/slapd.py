@@ -170,8 +170,15 @@ class Slapd:
             return ""
 
     def pause(self):
-        """SIGSTOP: the TCP port still accepts, nothing answers (a hung directory)."""
+        """SIGSTOP: the TCP port still accepts, nothing answers (a hung directory).
+        Returns once the kernel shows the process stopped."""
         self.proc.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            with open("/proc/%d/stat" % self.proc.pid) as f:
+                if f.read().rpartition(")")[2].split()[0] == "T":
+                    return
+            time.sleep(0.001)
 
     def resume(self):
         self.proc.send_signal(signal.SIGCONT)

@@ -46,7 +46,7 @@ struct ctl_switchover_result {
     bool already_done;
     int64_t final_lsn;         /* the old active's last position = the target's first */
     int64_t epoch;
-    int64_t write_stop_ms;     /* demote sent (writes stop) */
+    int64_t write_stop_ms;     /* front door held the old active (client writes stop) */
     int64_t routed_ms;         /* front door switched */
     int64_t pause_ms;          /* routed_ms - write_stop_ms: the write unavailability we caused */
     int64_t total_ms;
@@ -73,6 +73,12 @@ int ctl_rejoin(struct ctl_cluster *c, const char *name, struct ctl_rejoin_result
  * the timeout. 0, -ETIMEDOUT (last holds the last status read), or negative. */
 int ctl_wait_position(struct ctl_cluster *c, struct ctl_node *n, int64_t lsn, const char *want_role,
                       int timeout_ms, struct ctl_status *last);
+
+/* Waits until `follower` applied what `leader` committed and the leader's
+ * position stood still between two reads (nothing more in flight). *lsn gets
+ * that position. 0, -ETIMEDOUT, or negative. */
+int ctl_wait_drained(struct ctl_cluster *c, struct ctl_node *leader, struct ctl_node *follower, int timeout_ms,
+                     int64_t *lsn);
 
 /* Polls the front door's /health/ready until it answers 200 from `region`. */
 int ctl_wait_front(struct ctl_cluster *c, const char *region, int timeout_ms);

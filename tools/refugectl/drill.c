@@ -249,7 +249,7 @@ static int check_preconditions(struct drill *d, struct ctl_node **active, struct
     size_t ai = 0;
     int rc = CTL_REFUSED;
 
-    ctl_view_observe(&v, c, NULL);
+    ctl_view_observe(&v, c, NULL, 0);
     if (ctl_view_actives(&v, &ai) != 1) {
         snprintf(why, whylen, "the drill needs exactly one active node (`refugectl status`)");
         goto out;
@@ -387,8 +387,9 @@ static int run(struct drill *d, const char *report_dir)
         printf("%sdrill failed%s: load setup: %s\n", ctl_col(CTL_RED), ctl_col(CTL_RESET), err);
         return CTL_FAIL;
     }
-    ctl_step("setup", "client %s%s%s", d->client_id, d->scim ? ", SCIM user creates" : ", no SCIM",
-             d->refresh ? ", refresh-token families" : "");
+    ctl_step("setup", "client %s%s%s%s%s", d->client_id, d->scim ? ", SCIM user creates" : ", no SCIM",
+             d->refresh ? ", refresh-token families" : "", !d->refresh && d->refresh_why[0] ? ", no refresh-token "
+             "families: " : "", d->refresh ? "" : d->refresh_why);
     if (wait_in_step(d, a, b, 10000, &lsn) < 0) {
         printf("%sdrill failed%s: %s did not catch up with %s before the kill\n", ctl_col(CTL_RED),
                ctl_col(CTL_RESET), b->name, a->name);
@@ -465,7 +466,7 @@ stop:
         ctl_warn("%s", err);
     char da[512] = "", db[512] = "";
     int ra = drill_digest(d, final_active, d->digest[0], sizeof d->digest[0], da, sizeof da);
-    int rb = d->rc == CTL_OK ? drill_digest(d, other, d->digest[1], sizeof d->digest[1], db, sizeof db) : -1;
+    int rb = drill_digest(d, other, d->digest[1], sizeof d->digest[1], db, sizeof db);
     struct ctl_status sa, sb;
     ctl_status_fetch(c, final_active, (int)c->request_timeout_ms, &sa);
     ctl_status_fetch(c, other, (int)c->request_timeout_ms, &sb);

@@ -51,6 +51,7 @@ struct drill_worker {
     char rt[DRILL_ID_MAX];   /* current refresh token, "" = start a chain */
     size_t rt_ev;            /* index of the event that acked rt */
     uint32_t chain;          /* current family number */
+    bool rt_unsure;          /* a rotation of rt failed: is rt still the family's tip? */
 };
 
 struct drill_phase {
@@ -74,6 +75,7 @@ struct drill {
     char user_password[64];
     bool scim;
     bool refresh;
+    char refresh_why[256];   /* why there are no refresh families */
     pthread_mutex_t token_mu;
     char admin_token[CTL_TOKEN_MAX];
     atomic_bool stop;

@@ -12,9 +12,12 @@
  *   refresh  refresh rotation: the old token rotated, a new one issued.
  * A refresh family is checked through its last token: if introspection
  * finds it active, every rotation before it is there too (each rotation's
- * transaction rotates its predecessor). A family the client had to abandon
- * (a rotation failed, so the client cannot know whether it happened) cannot
- * be checked from outside: it is counted as unverifiable, never as lost.
+ * transaction rotates its predecessor). When a rotation fails, the client
+ * does not know whether it happened: it asks (introspection, a read) until
+ * it gets an answer. Still active: nothing happened, the family goes on.
+ * Inactive: the rotation happened unacknowledged, or the token was lost; a
+ * client cannot tell which, so the family is abandoned and its writes are
+ * counted as unverifiable, never as lost.
  *
  * Requests go through refugectl's own HTTP client on a fresh connection each
  * (what a client sees during a failover: refused connections and 503s, not
@@ -161,6 +164,8 @@ int drill_setup_load(struct drill *d, char *err, size_t errlen)
                          "\"password\":\"%s\"}", d->user_name, d->user_password);
         call(u, "POST", "/scim2/Users", "application/scim+json", auth, body, 5000, &a);
         bool made = a.status == 201;
+        if (!made)
+            ctl_describe_answer(a.status, a.j, d->refresh_why, sizeof d->refresh_why);
         json_decref(a.j);
         a.j = NULL;
         if (made) {
@@ -173,6 +178,8 @@ int drill_setup_load(struct drill *d, char *err, size_t errlen)
             basic = basic_auth(d->client_id, d->client_secret);
             call(u, "POST", "/oauth2/token", "application/x-www-form-urlencoded", basic, f.data, 5000, &a);
             d->refresh = a.status == 200 && jsonx_str(a.j, "refresh_token", NULL) != NULL;
+            if (!d->refresh)
+                ctl_describe_answer(a.status, a.j, d->refresh_why, sizeof d->refresh_why);
             buf_free(&f);
         }
     }
@@ -277,9 +284,33 @@ static void do_refresh(struct drill_worker *w, const char *basic)
     } else {
         if (a.status == 200)
             e->status = -EPROTO;
-        /* the outcome of a failed rotation is unknown to the client: the
-         * family is abandoned (its writes become unverifiable) */
-        w->rt[0] = '\0';
+        if (start)
+            w->rt[0] = '\0';
+        else
+            w->rt_unsure = true;      /* resolved by check_tip() before the next rotation */
+    }
+    json_decref(a.j);
+    buf_free(&f);
+}
+
+/* After a failed rotation: is w->rt still its family's active tip? Asks
+ * through the front door; an answer that is not a definite yes or no leaves
+ * the question open for the next turn. */
+static void check_tip(struct drill_worker *w, const char *basic)
+{
+    struct drill *d = w->d;
+    struct answer a;
+    struct buf f;
+
+    buf_init(&f, 512);
+    buf_puts(&f, "token_type_hint=refresh_token&token=");
+    ctl_form_escape(&f, w->rt);
+    call(&d->c->front, "POST", "/oauth2/introspect", "application/x-www-form-urlencoded", basic, f.data,
+         LOAD_TIMEOUT_MS, &a);
+    if (a.status == 200) {
+        w->rt_unsure = false;
+        if (!jsonx_bool(a.j, "active", false))
+            w->rt[0] = '\0';           /* abandon: its last writes are unverifiable */
     }
     json_decref(a.j);
     buf_free(&f);
@@ -303,7 +334,9 @@ static void *worker_main(void *arg)
             next = time_mono_us();          /* slow answers: do not burst afterwards */
         if (atomic_load(&d->stop))
             break;
-        if (w->refresh_role)
+        if (w->refresh_role && w->rt_unsure)
+            check_tip(w, basic);
+        else if (w->refresh_role)
             do_refresh(w, basic);
         else if (d->scim && seq % 3 == 2)
             do_user(w, seq);
@@ -311,7 +344,7 @@ static void *worker_main(void *arg)
             do_token(w, basic);
         seq++;
     }
-    if (w->refresh_role && w->rt[0] && w->rt_ev < w->n)
+    if (w->refresh_role && w->rt[0] && !w->rt_unsure && w->rt_ev < w->n)
         w->ev[w->rt_ev].chain_end = 1;      /* held cleanly to the end: checkable */
     free(basic);
     return NULL;

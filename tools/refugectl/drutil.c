@@ -36,6 +36,31 @@ int ctl_wait_position(struct ctl_cluster *c, struct ctl_node *n, int64_t lsn, co
     }
 }
 
+int ctl_wait_drained(struct ctl_cluster *c, struct ctl_node *leader, struct ctl_node *follower, int timeout_ms,
+                     int64_t *lsn)
+{
+    int64_t deadline = time_mono_us() + (int64_t)timeout_ms * 1000, prev = -1;
+    struct ctl_status l, f;
+
+    for (;;) {
+        /* leader first: a follower at or past that position has all of it */
+        ctl_status_fetch(c, leader, 1000, &l);
+        ctl_status_fetch(c, follower, 1000, &f);
+        bool caught = l.rc == 0 && f.rc == 0 && f.lsn >= l.lsn;
+        int64_t cur = l.rc == 0 ? l.lsn : -1;
+        ctl_status_free(&l);
+        ctl_status_free(&f);
+        if (caught && cur == prev) {
+            *lsn = cur;
+            return 0;
+        }
+        prev = caught ? cur : -1;
+        if (time_mono_us() >= deadline)
+            return -ETIMEDOUT;
+        time_sleep_us(3000);
+    }
+}
+
 int ctl_wait_front(struct ctl_cluster *c, const char *region, int timeout_ms)
 {
     int64_t deadline = time_mono_us() + (int64_t)timeout_ms * 1000;

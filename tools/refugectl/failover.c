@@ -6,10 +6,10 @@
  * idempotent, and every transition is logged (ctl_step) and journaled, so an
  * interrupted failover is finished by running the same command again:
  *
- *   OBSERVE ──> DECIDE ──> FENCE_FRONT ──> FENCE_NODES ──> CATCH_UP ──> PROMOTE ──> ROUTE ──> VERIFY ──> DONE
- *      │           │            │                             │            │
- *      │           └─ REFUSED   └─ REFUSED (no front-door     └─ REFUSED   └─ FAILED
- *      └─ FAILED (target down)     control, without --force)    (behind)
+ *   OBSERVE ─> DECIDE ─> FENCE_FRONT ─> DRAIN ─> FENCE_NODES ─> CATCH_UP ─> PROMOTE ─> ROUTE ─> VERIFY ─> DONE
+ *      │          │          │                                   │            │
+ *      │          REFUSED    REFUSED (no front-door control,     REFUSED      FAILED
+ *      FAILED (target down)  without --force)                    (behind)
  *
  *   OBSERVE      status of every node (the target with the normal deadline,
  *                the others with the short fence deadline: they may be dead
@@ -24,6 +24,9 @@
  *                refused without --force: that loss is the operator's call.
  *   FENCE_FRONT  every other node's HAProxy server to MAINT: whatever it
  *                believes, no client reaches it any more.
+ *   DRAIN        a live old active that still streams to the target gets
+ *                no new client writes now: wait until the target applied
+ *                all it committed (bounded), before demotion stops it.
  *   FENCE_NODES  every other reachable active node is demoted (it stops
  *                writes at once and will follow the new epoch). One that does
  *                not answer within the fence deadline stays fenced at the
@@ -50,6 +53,7 @@ enum fo_state {
     FO_OBSERVE,
     FO_DECIDE,
     FO_FENCE_FRONT,
+    FO_DRAIN,
     FO_FENCE_NODES,
     FO_CATCH_UP,
     FO_PROMOTE,
@@ -61,7 +65,7 @@ enum fo_state {
 };
 
 static const char *const state_names[] = {
-    [FO_OBSERVE] = "observe",         [FO_DECIDE] = "decide",   [FO_FENCE_FRONT] = "fence-front",
+    [FO_OBSERVE] = "observe",         [FO_DECIDE] = "decide",   [FO_FENCE_FRONT] = "fence-front", [FO_DRAIN] = "drain",
     [FO_FENCE_NODES] = "fence-nodes", [FO_CATCH_UP] = "catch-up", [FO_PROMOTE] = "promote",
     [FO_ROUTE] = "route",             [FO_VERIFY] = "verify",   [FO_DONE] = "done",
     [FO_REFUSED] = "refused",         [FO_FAILED] = "failed",
@@ -99,7 +103,7 @@ static enum fo_state observe(struct fo *f)
     for (size_t i = 0; i < c->n_nodes; i++)
         timeouts[i] = (int)(i == f->ti ? c->request_timeout_ms : c->fence_timeout_ms);
     ctl_view_free(&f->v);
-    ctl_view_observe(&f->v, c, timeouts);
+    ctl_view_observe(&f->v, c, timeouts, CTL_VIEW_NO_FRONT);
     t = &f->v.st[f->ti];
     if (t->rc < 0)
         return fail(f, FO_FAILED, "target %s is unreachable: %s", f->target->name, t->error);
@@ -207,7 +211,7 @@ static enum fo_state fence_front(struct fo *f)
                         "keep taking writes. Fix the HAProxy socket, or re-run with --force", f->v.hap_err);
         ctl_warn("--force: front door control unavailable (%s); fencing relies on demotion and epochs",
                  f->v.hap_err);
-        return FO_FENCE_NODES;
+        return FO_DRAIN;
     }
     for (size_t i = 0; i < c->n_nodes; i++) {
         if (i == f->ti)
@@ -218,6 +222,33 @@ static enum fo_state fence_front(struct fo *f)
                 return fail(f, FO_FAILED, "fencing %s at the front door: %s", c->nodes[i].name, err);
             ctl_warn("--force: fencing %s at the front door failed: %s", c->nodes[i].name, err);
         }
+    }
+    return FO_DRAIN;
+}
+
+/* A live old active still streams to the target: let the target drain the
+ * stream (no new client writes arrive: the front door fences it) before the
+ * demotion stops its sender. */
+static enum fo_state drain(struct fo *f)
+{
+    struct ctl_cluster *c = f->c;
+    const struct ctl_status *t = &f->v.st[f->ti];
+
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        const struct ctl_status *s = &f->v.st[i];
+        int64_t lsn = 0, t0 = time_mono_us();
+        if (i == f->ti || !f->must_demote[i] || f->r->already_done)
+            continue;
+        if (!s->peer_connected && !t->peer_connected) {
+            ctl_step("drain", "%s is not streaming to %s: nothing to drain", c->nodes[i].name, f->target->name);
+            continue;
+        }
+        if (ctl_wait_drained(c, &c->nodes[i], f->target, (int)c->catchup_timeout_ms, &lsn) == 0)
+            ctl_step("drain", "%s applied everything %s committed, lsn %lld (%lld ms)", f->target->name,
+                     c->nodes[i].name, (long long)lsn, (long long)((time_mono_us() - t0) / 1000));
+        else
+            ctl_warn("%s did not drain %s's stream within %lld ms: the catch-up check decides", f->target->name,
+                     c->nodes[i].name, (long long)c->catchup_timeout_ms);
     }
     return FO_FENCE_NODES;
 }
@@ -363,6 +394,7 @@ int ctl_failover(struct ctl_cluster *c, const struct ctl_failover_opts *o, struc
         case FO_OBSERVE: next = observe(&f); break;
         case FO_DECIDE: next = decide(&f); break;
         case FO_FENCE_FRONT: next = fence_front(&f); break;
+        case FO_DRAIN: next = drain(&f); break;
         case FO_FENCE_NODES: next = fence_nodes(&f); break;
         case FO_CATCH_UP: next = catch_up(&f); break;
         case FO_PROMOTE: next = promote(&f); break;

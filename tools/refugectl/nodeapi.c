@@ -195,6 +195,7 @@ void ctl_status_fetch(struct ctl_cluster *c, struct ctl_node *n, int timeout_ms,
     copy_str(j, "mode", st->mode, sizeof st->mode);
     st->epoch = jsonx_int(j, "epoch", 0);
     st->lsn = jsonx_int(j, "lsn", 0);
+    st->lsn_epoch = jsonx_int(j, "lsn_epoch", -1);
     st->rpo_target_ms = jsonx_int(j, "rpo_target_ms", 0);
     st->rpo_exposure_ms = jsonx_int(j, "rpo_exposure_ms", 0);
     json_t *dv = json_object_get(j, "diverged");

@@ -25,6 +25,7 @@ struct ctl_status {
     char mode[16];
     int64_t epoch;
     int64_t lsn;
+    int64_t lsn_epoch;       /* epoch of the record at lsn (-1 when the node does not say) */
     bool peer_connected;
     int64_t acked_lsn, lag_records, lag_bytes, lag_ms;
     int64_t rpo_target_ms, rpo_exposure_ms;

@@ -74,7 +74,7 @@ static enum rj_state observe(struct rj *j)
     for (size_t i = 0; i < c->n_nodes; i++)
         timeouts[i] = (int)(i == ni ? c->fence_timeout_ms : c->request_timeout_ms);
     ctl_view_free(&j->v);
-    ctl_view_observe(&j->v, c, timeouts);
+    ctl_view_observe(&j->v, c, timeouts, CTL_VIEW_NO_FRONT);
     for (size_t i = 0; i < c->n_nodes; i++) {
         if (i != ni && ctl_status_is_active(&j->v.st[i])) {
             if (j->active)
@@ -167,6 +167,23 @@ static enum rj_state demote(struct rj *j)
     return RJ_SYNC;
 }
 
+/* A standby is on the active node's history only if its tip is a position
+ * the active has. A node that adopted the new epoch but has not rewound yet
+ * still holds its old tip: beyond the active's, or written in an epoch the
+ * active has moved past. Two nodes never write in the same epoch, so a tip
+ * in the active's tip epoch (or its current one) is a position it holds. */
+static bool same_history(struct rj *j, const struct ctl_status *s)
+{
+    struct ctl_status a;
+    bool ok;
+
+    ctl_status_fetch(j->c, j->active, (int)j->c->request_timeout_ms, &a);
+    ok = a.rc == 0 && s->lsn <= a.lsn &&
+         (s->lsn_epoch < 0 || a.lsn_epoch < 0 || s->lsn_epoch == a.lsn_epoch || s->lsn_epoch == a.epoch);
+    ctl_status_free(&a);
+    return ok;
+}
+
 static enum rj_state sync_wait(struct rj *j)
 {
     struct ctl_cluster *c = j->c;
@@ -188,7 +205,8 @@ static enum rj_state sync_wait(struct rj *j)
             return fail(j, RJ_FAILED, "%s reports diverged replication at lsn %lld: it could not rewind. Inspect "
                         "its log and DATA_DIR/divergent/; a fresh data directory resyncs it from a snapshot",
                         j->node->name, (long long)s->lsn);
-        if (ctl_status_is_standby(s) && s->epoch == want_epoch && s->peer_connected && s->lsn >= want_lsn) {
+        if (ctl_status_is_standby(s) && s->epoch == want_epoch && s->peer_connected && s->lsn >= want_lsn &&
+            same_history(j, s)) {
             ctl_step("sync", "%s follows %s: epoch %lld, lsn %lld (%lld ms)", j->node->name, j->active->name,
                      (long long)s->epoch, (long long)s->lsn, (long long)((time_mono_us() - t0) / 1000));
             return RJ_DIVERGENT;

@@ -90,6 +90,9 @@ static void diagnose(const struct ctl_view *v, struct problems *ps)
         const struct ctl_status *s = &v->st[i];
         const struct ctl_node *n = &c->nodes[i];
         const struct ctl_hap_server *h = ctl_view_hap(v, n);
+        if (v->hap_rc == 0 && !h)
+            add(ps, SEV_WARN, "%s: no server '%s' in HAProxy backend %s", n->name, n->haproxy_server,
+                c->haproxy_backend);
         if (s->rc < 0) {
             add(ps, actives == 0 ? SEV_CRIT : SEV_WARN, "%s: unreachable: %s", n->name, s->error);
             continue;
@@ -119,9 +122,6 @@ static void diagnose(const struct ctl_view *v, struct problems *ps)
         int64_t d = artifact_drift(s->raw);
         if (d > 0)
             add(ps, SEV_WARN, "%s: %lld artifact file(s) drifted from the replicated copy", n->name, (long long)d);
-        if (v->hap_rc == 0 && !h)
-            add(ps, SEV_WARN, "%s: no server '%s' in HAProxy backend %s", n->name, n->haproxy_server,
-                c->haproxy_backend);
     }
     if (v->hap_rc < 0)
         add(ps, SEV_WARN, "front door control unavailable: %s", v->hap_err);
@@ -192,7 +192,8 @@ static void print_text(const struct ctl_view *v, const struct problems *ps)
                      s->rpo_exposure_ms <= c->rpo_target_ms ? "ok" : "OVER");
         } else {
             if (active_lsn >= 0)
-                snprintf(lag, sizeof lag, "behind by %lld", (long long)(active_lsn - s->lsn));
+                snprintf(lag, sizeof lag, "behind by %lld",
+                         (long long)(active_lsn > s->lsn ? active_lsn - s->lsn : 0));
             else
                 snprintf(lag, sizeof lag, "-");
             snprintf(rpo, sizeof rpo, "-");
@@ -300,7 +301,7 @@ int ctl_status_run(int argc, char **argv)
     ctl_out_begin("status", NULL);
     for (size_t i = 0; i < c.n_nodes; i++)
         timeouts[i] = (int)(c.request_timeout_ms < 1500 ? c.request_timeout_ms : 1500);
-    ctl_view_observe(&view, &c, timeouts);
+    ctl_view_observe(&view, &c, timeouts, 0);
     diagnose(&view, &ps);
     if (json)
         print_json(&view, &ps);

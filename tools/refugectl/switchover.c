@@ -1,9 +1,10 @@
 /*
  * switchover — planned, zero loss: `refugectl switchover --to NODE`.
  *
- *   OBSERVE ──> PRE_SYNC ──> STOP_WRITES ──> CATCH_UP ──> PROMOTE ──> ROUTE ──> FOLLOW ──> VERIFY ──> DONE
- *      │           │                            │
- *      REFUSED     REFUSED                      ROLLBACK (re-promote the old active) ──> FAILED
+ *   OBSERVE ─> PRE_SYNC ─> DRAIN ─> STOP_WRITES ─> CATCH_UP ─> PROMOTE ─> ROUTE ─> FOLLOW ─> VERIFY ─> DONE
+ *      │           │          │          │              │           │
+ *      REFUSED     REFUSED    └──────────┴──────────────┴───────────┴─> ROLLBACK (the old active takes
+ *                                                                       writes again) ─> FAILED
  *
  *   OBSERVE      exactly one active node (the source), NODE a connected,
  *                undiverged standby. NODE already active and the source a
@@ -12,12 +13,17 @@
  *   PRE_SYNC     before anything stops, wait (catchup_timeout) until the
  *                standby is close (lag ≤ 200 records and ≤ 200 ms): the write
  *                pause then covers only the last few transactions.
- *   STOP_WRITES  demote the source: it stops accepting writes at once and
- *                reports its final position. Its HAProxy server is held
- *                (health down) so no request waits on it.
- *   CATCH_UP     wait until NODE applied exactly that final position. If it
- *                does not within catchup_timeout, ROLLBACK promotes the
- *                source again and routes back to it: nothing is lost.
+ *   DRAIN        the source's HAProxy server is held (health down): no new
+ *                client request reaches it (clients see a fast 503 and
+ *                retry). Requests already inside finish, and we wait until
+ *                NODE applied the source's position and the position stands
+ *                still: the stream is drained while the sender still runs.
+ *   STOP_WRITES  demote the source: it stops accepting writes at once (also
+ *                its own background jobs) and reports its final position.
+ *   CATCH_UP     wait until NODE applied exactly that final position (after
+ *                DRAIN, normally already true). If it does not within
+ *                catchup_timeout, ROLLBACK promotes the source again (if it
+ *                was demoted) and routes back to it: nothing is lost.
  *   PROMOTE      NODE becomes active (epoch + 1) starting right after the
  *                source's final position: zero loss by construction.
  *   ROUTE        NODE's HAProxy server ready + health up.
@@ -25,7 +31,7 @@
  *                for, warned about if slow: it does not affect writes).
  *   VERIFY       the front door answers ready from NODE's region.
  *
- * The write pause reported is STOP_WRITES to ROUTE as refugectl saw it.
+ * The write pause reported is DRAIN to ROUTE as refugectl saw it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -39,11 +45,11 @@
 #define PRE_SYNC_MAX_RECORDS 200
 #define PRE_SYNC_MAX_MS 200
 
-enum so_state { SO_OBSERVE, SO_PRE_SYNC, SO_STOP_WRITES, SO_CATCH_UP, SO_PROMOTE, SO_ROUTE, SO_FOLLOW, SO_VERIFY,
-                SO_ROLLBACK, SO_DONE, SO_REFUSED, SO_FAILED };
+enum so_state { SO_OBSERVE, SO_PRE_SYNC, SO_DRAIN, SO_STOP_WRITES, SO_CATCH_UP, SO_PROMOTE, SO_ROUTE, SO_FOLLOW,
+                SO_VERIFY, SO_ROLLBACK, SO_DONE, SO_REFUSED, SO_FAILED };
 
 static const char *const state_names[] = {
-    [SO_OBSERVE] = "observe", [SO_PRE_SYNC] = "pre-sync", [SO_STOP_WRITES] = "stop-writes",
+    [SO_OBSERVE] = "observe", [SO_PRE_SYNC] = "pre-sync", [SO_DRAIN] = "drain", [SO_STOP_WRITES] = "stop-writes",
     [SO_CATCH_UP] = "catch-up", [SO_PROMOTE] = "promote", [SO_ROUTE] = "route", [SO_FOLLOW] = "follow",
     [SO_VERIFY] = "verify", [SO_ROLLBACK] = "rollback", [SO_DONE] = "done", [SO_REFUSED] = "refused",
     [SO_FAILED] = "failed",
@@ -54,6 +60,7 @@ struct so {
     struct ctl_switchover_result *r;
     struct ctl_node *target, *source;
     struct ctl_view v;
+    bool demoted;            /* the source accepted demote: a rollback must promote it again */
 };
 
 static enum so_state fail(struct so *s, enum so_state st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -73,7 +80,7 @@ static enum so_state observe(struct so *s)
     const struct ctl_status *t;
 
     ctl_view_free(&s->v);
-    ctl_view_observe(&s->v, c, NULL);
+    ctl_view_observe(&s->v, c, NULL, CTL_VIEW_NO_FRONT);
     t = &s->v.st[ti];
     if (t->rc < 0)
         return fail(s, SO_REFUSED, "target %s is unreachable: %s", s->target->name, t->error);
@@ -135,7 +142,7 @@ static enum so_state pre_sync(struct so *s)
         if (close) {
             ctl_step("pre-sync", "%s is %lld records / %lld ms behind: close enough to stop writes",
                      s->target->name, (long long)rec, (long long)ms);
-            return SO_STOP_WRITES;
+            return SO_DRAIN;
         }
         if (time_mono_us() >= deadline)
             return fail(s, SO_REFUSED, "%s stays %lld records / %lld ms behind after %lld ms: not switching (the "
@@ -145,17 +152,33 @@ static enum so_state pre_sync(struct so *s)
     }
 }
 
+static enum so_state drain(struct so *s)
+{
+    struct ctl_cluster *c = s->c;
+    int64_t lsn = 0, t0 = time_mono_us();
+    char err[512];
+
+    s->r->write_stop_ms = ctl_elapsed_ms();
+    if (s->v.hap_rc == 0 && ctl_route(c, s->source, CTL_ROUTE_HOLD, NULL, "drain", err, sizeof err) < 0)
+        return fail(s, SO_ROLLBACK, "holding %s at the front door: %s", s->source->name, err);
+    if (ctl_wait_drained(c, s->source, s->target, (int)c->catchup_timeout_ms, &lsn) < 0)
+        return fail(s, SO_ROLLBACK, "%s did not catch up with %s while the front door held it (%lld ms)",
+                    s->target->name, s->source->name, (long long)c->catchup_timeout_ms);
+    ctl_step("drain", "no new requests reach %s; %s applied everything it committed, lsn %lld (%lld ms)",
+             s->source->name, s->target->name, (long long)lsn, (long long)((time_mono_us() - t0) / 1000));
+    return SO_STOP_WRITES;
+}
+
 static enum so_state stop_writes(struct so *s)
 {
     struct ctl_cluster *c = s->c;
     struct ctl_status src;
     char err[512];
 
-    s->r->write_stop_ms = ctl_elapsed_ms();
     int rc = ctl_node_role(c, s->source, "demote", (int)c->request_timeout_ms, err, sizeof err);
     if (rc < 0 && rc != -EALREADY)
-        return fail(s, SO_FAILED, "demote %s: %s (writes continue on %s; nothing changed)", s->source->name, err,
-                    s->source->name);
+        return fail(s, SO_ROLLBACK, "demote %s: %s", s->source->name, err);
+    s->demoted = true;
     ctl_status_fetch(c, s->source, (int)c->request_timeout_ms, &src);
     if (src.rc < 0 || !ctl_status_is_standby(&src)) {
         ctl_status_free(&src);
@@ -165,9 +188,6 @@ static enum so_state stop_writes(struct so *s)
     s->r->final_lsn = src.lsn;
     ctl_status_free(&src);
     ctl_step("stop-writes", "%s demoted: writes stopped at lsn %lld", s->source->name, (long long)s->r->final_lsn);
-    if (s->v.hap_rc == 0 &&
-        ctl_route(c, s->source, CTL_ROUTE_HOLD, NULL, "stop-writes", err, sizeof err) < 0)
-        ctl_warn("holding %s at the front door: %s (its health checks will)", s->source->name, err);
     return SO_CATCH_UP;
 }
 
@@ -268,8 +288,8 @@ static enum so_state rollback(struct so *s)
     char err[512];
 
     ctl_warn("rolling back: %s", s->r->reason);
-    if (ctl_node_role(c, s->source, "promote", (int)(c->request_timeout_ms + c->catchup_timeout_ms), err,
-                      sizeof err) < 0) {
+    if (s->demoted && ctl_node_role(c, s->source, "promote", (int)(c->request_timeout_ms + c->catchup_timeout_ms),
+                                    err, sizeof err) < 0) {
         snprintf(s->r->reason + strlen(s->r->reason), sizeof s->r->reason - strlen(s->r->reason),
                  "; rollback promote of %s failed too (%s): run `refugectl failover --to %s`", s->source->name, err,
                  s->source->name);
@@ -297,6 +317,7 @@ int ctl_switchover(struct ctl_cluster *c, const char *target, struct ctl_switcho
         switch (st) {
         case SO_OBSERVE: next = observe(&s); break;
         case SO_PRE_SYNC: next = pre_sync(&s); break;
+        case SO_DRAIN: next = drain(&s); break;
         case SO_STOP_WRITES: next = stop_writes(&s); break;
         case SO_CATCH_UP: next = catch_up(&s); break;
         case SO_PROMOTE: next = promote(&s); break;
@@ -367,7 +388,7 @@ int ctl_switchover_run(int argc, char **argv)
                ctl_col(CTL_RESET), (long long)r.epoch);
     else if (r.rc == CTL_OK)
         printf("%sswitchover to %s complete%s in %lld ms: epoch %lld from lsn %lld, zero loss; write pause %lld ms "
-               "(demote of %s to front-door switch)\n", ctl_col(CTL_GREEN), target, ctl_col(CTL_RESET),
+               "(front door held %s until it switched)\n", ctl_col(CTL_GREEN), target, ctl_col(CTL_RESET),
                (long long)r.total_ms, (long long)r.epoch, (long long)r.final_lsn, (long long)r.pause_ms,
                r.old_active);
     else

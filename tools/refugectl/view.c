@@ -24,7 +24,7 @@ static void *fetch_main(void *arg)
     return NULL;
 }
 
-void ctl_view_observe(struct ctl_view *v, struct ctl_cluster *c, const int *timeouts)
+void ctl_view_observe(struct ctl_view *v, struct ctl_cluster *c, const int *timeouts, int flags)
 {
     struct fetch f[CTL_MAX_NODES];
     pthread_t th[CTL_MAX_NODES];
@@ -41,7 +41,9 @@ void ctl_view_observe(struct ctl_view *v, struct ctl_cluster *c, const int *time
     }
     v->hap_rc = ctl_haproxy_servers(c->haproxy_socket, c->haproxy_backend, v->hap, CTL_HAP_MAX_SERVERS,
                                     &v->n_hap, v->hap_err, sizeof v->hap_err);
-    v->front_status = ctl_probe(&c->front, "/health/ready", (int)c->request_timeout_ms, &v->front_ready);
+    v->front_status = flags & CTL_VIEW_NO_FRONT
+                          ? 0
+                          : ctl_probe(&c->front, "/health/ready", (int)c->request_timeout_ms, &v->front_ready);
     for (size_t i = 0; i < c->n_nodes; i++)
         if (started[i])
             pthread_join(th[i], NULL);

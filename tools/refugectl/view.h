@@ -23,9 +23,11 @@ struct ctl_view {
     json_t *front_ready;                     /* its JSON (owned), maybe NULL */
 };
 
+#define CTL_VIEW_NO_FRONT 1      /* skip the front door probe (a controller's hot path) */
+
 /* Observes everything. timeouts[i] is node i's deadline in ms (NULL: the
  * cluster's request timeout for every node). */
-void ctl_view_observe(struct ctl_view *v, struct ctl_cluster *c, const int *timeouts);
+void ctl_view_observe(struct ctl_view *v, struct ctl_cluster *c, const int *timeouts, int flags);
 void ctl_view_free(struct ctl_view *v);
 
 size_t ctl_node_index(const struct ctl_cluster *c, const struct ctl_node *n);

@@ -21,7 +21,7 @@ for (const [name, t] of Object.entries(env.tenants)) {
       assert.ok(m.grant_types_supported.includes(g), g);
     }
     assert.deepEqual([...m.token_endpoint_auth_methods_supported].sort(),
-      ['client_secret_basic', 'client_secret_post']);
+      ['client_secret_basic', 'client_secret_post', 'none']);   // none: public clients with PKCE
     assert.ok(m.id_token_signing_alg_values_supported.includes(t.alg));
     assert.ok(m.scopes_supported.includes('openid'));
     // nothing advertised that is not implemented: no symmetric or "none" signing
