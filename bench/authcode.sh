@@ -68,10 +68,15 @@ with db:
 db.close()
 EOF
 
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$NODE_PID/stat"; }   # utime + stime
 b0=$(metric "$port" refuge_store_commit_batch_size_count); s0=$(metric "$port" refuge_store_commit_batch_size_sum)
+c0=$(cpu_ticks)
 res=$(BASE=$base CLIENT_ID=bench-web REDIRECT_URI=$redirect USERNAME=bench-user PASSWORD=Bench-Passw0rd! \
   CONNS=$CONNS SECS=$SECS WARMUP=$WARMUP node "$ROOT/bench/authcode.mjs" | grep AUTHCODE_RESULT) \
   || die "the driver failed"
+c1=$(cpu_ticks)
+cpu_us=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$(echo "$res" | field all)" \
+  'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e6 / n; else print "n/a" }')
 b1=$(metric "$port" refuge_store_commit_batch_size_count); s1=$(metric "$port" refuge_store_commit_batch_size_sum)
 batch=$(awk -v b=$((b1 - b0)) -v s=$((s1 - s0)) 'BEGIN { if (b > 0) printf "%.1f", s / b; else print "n/a" }')
 rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$NODE_PID/status")
@@ -85,6 +90,7 @@ rt=$(echo "$res" | field rt_s)
   echo "|---|---|---|---|---|---|---|"
   echo "| signed-in browser: GET /oauth2/authorize → 302 code, POST /oauth2/token (PKCE S256) → AT + ID token | $rt | $(awk -v r="$rt" 'BEGIN { printf "%.0f", 2 * r }') | $(echo "$res" | field p50_ms) ms | $(echo "$res" | field p99_ms) ms | $(echo "$res" | field errors) | 2 writes and 2 ES256 signatures per round trip; mean group-commit batch $batch jobs |"
   echo
-  echo "- Latency is per round trip (both requests). The driver (Node $(node --version), keep-alive) runs on the same 2 cores as refuged."
+  echo "- refuged CPU per round trip: ${cpu_us} µs (user + system, warm-up included), i.e. about $(awk -v u="$cpu_us" 'BEGIN { if (u > 0) printf "%.0f", 1e6 / u; else print "n/a" }') round trips per CPU-second of refuged."
+  echo "- Latency is per round trip (both requests). The driver (Node $(node --version), keep-alive) runs on the same 2 cores as refuged and takes a good share of them."
   echo "- refuged: 2 HTTP threads, RSS after the run $((rss_kib / 1024)) MiB."
 } | tee "$OUT/authcode.md"

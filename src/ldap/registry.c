@@ -144,10 +144,11 @@ static void account(struct ustore *st, enum ujob_kind kind, int rc, bool ran, bo
      * to reach it failed. A request refused before any traffic (an empty
      * password, a bad name) says nothing about the directory. */
     bool failed = ran && !reached && (rc == -ETIMEDOUT || rc == -ENETDOWN || rc == -EIO);
-    bool health = reached || failed;
+    bool health = reached || failed, changed = false;
 
     pthread_mutex_lock(&st->mu);
     if (health) {
+        changed = st->up != reached || !st->checked;
         st->checked = true;
         st->up = reached;
         if (reached) {
@@ -169,9 +170,14 @@ static void account(struct ustore *st, enum ujob_kind kind, int rc, bool ran, bo
     pthread_mutex_unlock(&st->mu);
     if (health)
         metric_set(m_up, (const char *[]){ st->name }, reached ? 1 : 0);
+    /* transitions only: a dead directory under load must not flood the log */
+    if (changed && reached)
+        log_info("ldap userstore up", "store", st->name, "url", st->cfg.url, NULL);
+    else if (changed)
+        log_warn("ldap userstore down", "store", st->name, "url", st->cfg.url, "detail", detail, NULL);
     if (kind != UJOB_PROBE) {
         metric_inc(m_requests, labels, 1);
-        metric_observe(m_seconds, labels, (double)(time_mono_us() - submitted_us) / 1e6);
+        metric_observe(m_seconds, (const char *[]){ st->name }, (double)(time_mono_us() - submitted_us) / 1e6);
     }
 }
 
@@ -224,7 +230,9 @@ static void run_job(struct ustore *st, struct ldapconn *c, struct ujob *j)
         pthread_mutex_unlock(&st->mu);
     }
     account(st, j->kind, r.rc, ran, reached, r.detail, j->submitted_us);
-    if (r.rc != 0 && r.rc != -EACCES && r.rc != -ENOENT && j->kind != UJOB_PROBE)
+    /* requests that failed after real traffic (each costs up to the timeout,
+     * so these are few); fast refusals are counted, not logged */
+    if (ran && r.rc != 0 && r.rc != -EACCES && r.rc != -ENOENT && j->kind != UJOB_PROBE)
         log_warn("ldap userstore request failed", "store", st->name, "result", result_label(j->kind, r.rc),
                  "detail", r.detail, NULL);
     if (j->done)
@@ -769,7 +777,6 @@ static int submit_user_job(struct ustore *st, struct ujob *j)
 
     if (rc < 0) {
         account(st, j->kind, rc, false, false, NULL, j->submitted_us);
-        log_warn("ldap userstore request refused", "store", st->name, "result", result_label(j->kind, rc), NULL);
         job_free(j);
     }
     return rc;

@@ -33,6 +33,7 @@
 #include "core/uuid.h"
 #include "crypto/jws.h"
 #include "identity/keyring.h"
+#include "identity/group.h"
 #include "oauth/oauth_internal.h"
 
 /* ----------------------------------------------------------- JSON writer */
@@ -115,6 +116,20 @@ static int sign(struct node *n, struct db *db, const char *tenant, const char *t
     return rc;
 }
 
+/* True when the space-separated scope string holds `want` as a whole token. */
+static bool scope_has(const char *scope, const char *want)
+{
+    size_t n = strlen(want);
+    for (const char *p = scope; p && *p;) {
+        const char *e = strchr(p, ' ');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && memcmp(p, want, n) == 0)
+            return true;
+        p = e ? e + 1 : NULL;
+    }
+    return false;
+}
+
 int oauth_jwt_access_token(struct node *n, struct db *db, const char *tenant, struct at_claims *c,
                            char **out)
 {
@@ -137,6 +152,14 @@ int oauth_jwt_access_token(struct node *n, struct db *db, const char *tenant, st
     jw_str(&w, "scope", c->scope);
     if (c->auth_time)
         jw_int(&w, "auth_time", c->auth_time);
+    if (c->auth_time && scope_has(c->scope, "groups")) {
+        /* RFC 9068 §2.2.3.1: a user's groups for the resource server. */
+        json_t *g = user_groups_json(db, tenant, c->sub);
+        char *gs = jsonx_dump(g);
+        jw_raw(&w, "groups", gs);
+        free(gs);
+        json_decref(g);
+    }
     jw_end(&w);
     if (b.len >= b.limit) {
         rc = -E2BIG;
@@ -223,23 +246,6 @@ void oauth_user_claims(json_t *obj, const struct oauth_scopes *scope, const char
     json_decref(u);
 }
 
-json_t *oauth_user_groups(struct db *db, const char *tenant, const char *user_id)
-{
-    json_t *arr = json_array();
-    struct db_stmt *st = db_prepare(db, "SELECT g.display_name FROM group_members m JOIN groups g"
-                                        " ON g.tenant = m.tenant AND g.id = m.group_id"
-                                        " WHERE m.tenant = $1 AND m.member_id = $2"
-                                        " ORDER BY g.display_name LIMIT 256");
-    if (!st)
-        return arr;
-    db_bind_text(st, 1, tenant, -1);
-    db_bind_text(st, 2, user_id, -1);
-    while (db_step(st) == DB_ROW)
-        json_array_append_new(arr, json_string(db_col_text(st, 0)));
-    db_done(st);
-    return arr;
-}
-
 int oauth_token_half_hash(int alg, const char *token, char out[44])
 {
     unsigned char h[crypto_hash_sha512_BYTES];
@@ -290,7 +296,7 @@ int oauth_id_token(struct node *n, struct db *db, const char *tenant, const stru
         json_object_set_new(p, "at_hash", json_string(at_hash));
     oauth_user_claims(p, c->scope, c->user_data, c->user_name, c->updated_at);
     if (oauth_scopes_has(c->scope, "groups"))
-        json_object_set_new(p, "groups", oauth_user_groups(db, tenant, c->sub));
+        json_object_set_new(p, "groups", user_groups_json(db, tenant, c->sub));
     char *s = jsonx_dump(p);
     json_decref(p);
     rc = crypto_jws_sign(k, "JWT", s, strlen(s), out);

@@ -113,7 +113,6 @@ void oauth_user_claims(json_t *obj, const struct oauth_scopes *scope, const char
 #define OAUTH_TOKEN_BUFSZ 48      /* >= B64URL_ENCLEN(32) */
 void oauth_random_token(char out[OAUTH_TOKEN_BUFSZ], char hash[CRYPTO_TOKEN_HASH_BUFSZ]);
 /* The tenant's groups the user is a direct member of (display names). New reference. */
-json_t *oauth_user_groups(struct db *db, const char *tenant, const char *user_id);
 
 /* ------------------------------------------------------------- lookups */
 

@@ -10,6 +10,7 @@
 
 #include "core/json.h"
 #include "oauth/authz.h"
+#include "identity/group.h"
 #include "oauth/oauth_internal.h"
 
 static void invalid_token(struct http_request *req, const char *desc)
@@ -71,7 +72,7 @@ enum http_result oauth_userinfo_handler(struct http_request *req)
     json_object_set_new(out, "sub", json_string(p.user_id));
     oauth_user_claims(out, &scope, data, user_name, updated_at);
     if (oauth_scopes_has(&scope, "groups"))
-        json_object_set_new(out, "groups", oauth_user_groups(db, t.name, p.user_id));
+        json_object_set_new(out, "groups", user_groups_json(db, t.name, p.user_id));
     oauth_no_cache(req);
     http_respond_json(req, 200, out);
     return HTTP_DONE;

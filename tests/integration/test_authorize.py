@@ -938,6 +938,8 @@ def test_session_and_failover(tmp_path, replicate_sessions):
             assert tok.status_code == 200, tok.text
             _, idt2, _ = jwt_parts(tok.json()["id_token"])
             assert idt2["sid"] != idt["sid"] and idt2["sub"] == uid
+    except AssertionError as e:
+        raise AssertionError("%s\n--- region A ---\n%s\n--- region B ---\n%s" % (e, a.tail(15), b.tail(15))) from e
     finally:
         b.kill()
         a.kill()

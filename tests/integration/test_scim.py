@@ -789,3 +789,33 @@ def test_standby_answers_503(tmp_path):
             assert err["error"] == "temporarily_unavailable"
     finally:
         assert node.stop() == 0, node.tail()
+
+
+def _jwt_payload(tok):
+    import base64
+    part = tok.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def test_groups_claim_in_tokens_when_groups_scope(env):
+    """Issue 4 item 6: the user's groups appear in the access token, the ID
+    token and userinfo when the client asks for the `groups` scope — and
+    not otherwise."""
+    t = env.tenant()
+    u = env.create_user(t, "gina", password=GOOD_PW)
+    env.create_group(t, "Pilots", members=[u["id"]])
+    env.create_group(t, "Crew", members=[u["id"]])
+    c = env.client(t, grant_types=["password"], scopes=["openid", "groups", "profile"],
+                   default_scopes=["openid"])
+    r = env.password_grant(t, c, "gina", GOOD_PW, scope="openid groups")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert _jwt_payload(body["access_token"])["groups"] == ["Crew", "Pilots"]
+    assert _jwt_payload(body["id_token"])["groups"] == ["Crew", "Pilots"]
+    ui = env.node.get(env.prefix(t) + "/oauth2/userinfo",
+                      headers={"Authorization": "Bearer " + body["access_token"]})
+    assert ui.status_code == 200 and ui.json()["groups"] == ["Crew", "Pilots"]
+    r = env.password_grant(t, c, "gina", GOOD_PW, scope="openid")
+    assert r.status_code == 200, r.text
+    assert "groups" not in _jwt_payload(r.json()["access_token"])
+    assert "groups" not in _jwt_payload(r.json()["id_token"])
