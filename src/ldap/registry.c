@@ -357,6 +357,9 @@ static struct ustore *store_new(struct registry *reg, const char *path, const ch
         .bind_password = st->bind_password,
         .timeout_ms = st->cfg.timeout_ms,
     };
+    if (!st->cfg.read_only)
+        log_warn("ldap userstore: read_only = false has no effect, directory users are never written",
+                 "store", st->name, NULL);
     st->queue_max = (size_t)st->cfg.pool_size * USTORE_QUEUE_PER_THREAD;
     st->up = false;
     metric_set(m_up, (const char *[]){ st->name }, 0);

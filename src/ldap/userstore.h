@@ -35,6 +35,10 @@
  * refused before anything is sent (an LDAP simple bind with an empty
  * password is an unauthenticated bind that "succeeds").
  *
+ * Writes: every LDAP userstore is read-only here (read_only = false is
+ * accepted and logged as having no effect); SCIM answers writes to directory
+ * users with USERSTORE_READ_ONLY_DETAIL.
+ *
  * Identity: a directory user's id (the token `sub`) is
  * "ldap:STORE:" + entryUUID, or "ldap:STORE:u:" + the lowercased user name
  * when the directory has no entryUUID. Its user name is "STORE/username".
@@ -153,8 +157,9 @@ int userstore_start(struct node *n);
  * stops and before the store closes. */
 void userstore_stop(struct node *n);
 
-/* Is "DOMAIN/user" addressed to a userstore of this tenant? Reads the
- * registry only (no directory traffic): cheap, for any thread. */
+/* Is "DOMAIN/user" addressed to a userstore of this tenant? No directory
+ * traffic: the registry, and for an unknown DOMAIN at most one re-read of
+ * the artifacts table per 200 ms. Cheap enough for an HTTP worker. */
 bool userstore_routes(struct node *n, const char *tenant, const char *domain_user);
 
 /*

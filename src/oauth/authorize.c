@@ -53,7 +53,10 @@
 #include "oauth/ratelimit.h"
 #include "oauth/session.h"
 
-/* Login POSTs per (client IP, tenant): 10 a minute, bursts of 5. */
+/* Login POSTs per (client IP, tenant): 10 a minute, bursts of 5. Only
+ * POSTs that would run argon2id count (after the CSRF check). The key is
+ * the TCP peer address: behind a front door that is the proxy's, until the
+ * HTTP layer learns to trust X-Forwarded-For from configured proxies. */
 #define LOGIN_RATE_PER_S (10.0 / 60.0)
 #define LOGIN_RATE_BURST 5.0
 #define LOGIN_RATE_SLOTS 4096

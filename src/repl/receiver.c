@@ -21,8 +21,10 @@
  *      common (the first record after L must chain onto our hash at L, or
  *      the active's tip hash at L must equal ours), export the divergent
  *      records to DATA_DIR/divergent/ and rewind them (rewind.c).
- *   4. Streaming: each RECORDS frame is applied in one system write job
- *      (apply.c: checked, applied, logged, exactly once), keys are reloaded
+ *   4. Streaming: RECORDS frames are applied in one system write job per
+ *      read (the frame, plus every RECORDS frame already waiting in the
+ *      socket, up to 8 MiB: one fsync for all of them; apply.c: checked,
+ *      applied, logged, exactly once), keys are reloaded
  *      when config tables changed, and an ACK (written = applied = our new
  *      tip) goes back. HEARTBEATs are answered with an ACK too, so the
  *      active sees us alive and knows our position when idle. A SNAPSHOT
@@ -65,9 +67,11 @@ struct receiver {
     uint64_t common;
     bool pending_rewind;
     bool in_snapshot;
+    bool have_frame;             /* x->f holds a frame not yet handled */
     struct repl_snapshot_rx rx;
-    struct repl_record *recs;
-    size_t cap;
+    struct repl_record *recs;     /* gathered records; changesets in pool */
+    size_t n, cap;
+    struct buf pool;
     int64_t last_rx_us;
 };
 
@@ -184,25 +188,59 @@ static int apply_fn(struct db *db, void *arg)
     return is_refusal(j->rc) ? 0 : j->rc;
 }
 
-static int on_records(struct receiver *x)
+/*
+ * One apply transaction for every RECORDS frame already waiting: under load
+ * the active sends a frame per group commit, and applying each in its own
+ * transaction would cost the standby one fsync per frame. Reads more frames
+ * without waiting, up to RX_COALESCE_BYTES of changesets; a frame of another
+ * type stays in x->f for the caller (*have_next), a read error is returned in
+ * *read_rc after what was gathered is applied.
+ */
+#define RX_COALESCE_BYTES (8u << 20)
+
+static int on_records(struct receiver *x, bool *have_next, int *read_rc)
 {
     struct repl *r = x->r;
-    struct repl_records_iter it = repl_records_iter(&x->f->u.records);
     struct apply_job j = { 0 };
-    struct repl_record rec;
-    size_t n = 0;
-    int64_t bytes = 0;
     int rc;
 
-    while (repl_records_next(&it, &rec)) {
-        if (n == x->cap) {
-            x->cap = x->cap ? 2 * x->cap : 64;
-            x->recs = xrealloc(x->recs, x->cap * sizeof(*x->recs));
+    *have_next = false;
+    *read_rc = 0;
+    x->n = 0;
+    buf_reset(&x->pool);
+    for (;;) {
+        struct repl_records_iter it = repl_records_iter(&x->f->u.records);
+        struct repl_record rec;
+
+        while (repl_records_next(&it, &rec)) {
+            if (x->n == x->cap) {
+                x->cap = x->cap ? 2 * x->cap : 64;
+                x->recs = xrealloc(x->recs, x->cap * sizeof(*x->recs));
+            }
+            x->recs[x->n] = rec;
+            x->recs[x->n].changeset.p = (const char *)(uintptr_t)x->pool.len;   /* an offset until the pool is final */
+            if (rec.changeset.len && buf_append(&x->pool, rec.changeset.p, rec.changeset.len) != 0)
+                abort();      /* the pool's limit is above RX_COALESCE_BYTES + one frame */
+            x->n++;
         }
-        x->recs[n++] = rec;
-        bytes += (int64_t)rec.changeset.len;
+        if (x->pool.len >= RX_COALESCE_BYTES)
+            break;
+        rc = repl_conn_read_frame(x->c, &x->dec, x->f, 0);
+        if (rc == -ETIMEDOUT)
+            break;
+        if (rc != 1) {
+            *read_rc = rc == 0 ? -ECONNRESET : rc;
+            break;
+        }
+        x->last_rx_us = time_mono_us();
+        if (x->f->type != REPL_FRAME_RECORDS) {
+            *have_next = true;
+            break;
+        }
     }
-    if (n == 0)
+    for (size_t i = 0; i < x->n; i++)
+        x->recs[i].changeset.p = x->pool.data ? x->pool.data + (uintptr_t)x->recs[i].changeset.p : "";
+    if (x->n == 0)
         return 0;
     if (x->pending_rewind) {
         uint8_t h[REPL_HASH_LEN], at[REPL_HASH_LEN];
@@ -223,7 +261,7 @@ static int on_records(struct receiver *x)
             return rc;
     }
     j.recs = x->recs;
-    j.n = n;
+    j.n = x->n;
     rc = store_write_flags(r->n->store, apply_fn, &j, STORE_JOB_SYSTEM);
     if (rc != 0) {
         log_error("replication: apply failed (storage); reconnecting", "rc", log_i64(rc), NULL);
@@ -239,7 +277,6 @@ static int on_records(struct receiver *x)
         if (j.res.config_changed)
             keyring_invalidate(r->n->keyring);
     }
-    (void)bytes;
     if (j.rc != 0) {
         char why[400];
 
@@ -383,6 +420,7 @@ static bool session(struct receiver *x)
     bool empty, streaming = false;
     int rc;
 
+    x->have_frame = false;
     if (repl_hello_build(r, x->db, REPL_HELLO_F_WANT_STREAM, x->mine) != 0)
         return false;
     empty = x->mine->last.lsn == 0;
@@ -472,9 +510,17 @@ static bool session(struct receiver *x)
     }
     x->last_rx_us = time_mono_us();
     for (;;) {
+        bool have_next = false;
+        int read_rc = 0;
+
         if (stop_requested(r))
             break;
-        rc = repl_conn_read_frame(x->c, &x->dec, x->f, 500);
+        if (x->have_frame) {
+            x->have_frame = false;
+            rc = 1;
+        } else {
+            rc = repl_conn_read_frame(x->c, &x->dec, x->f, 500);
+        }
         if (rc == -ETIMEDOUT) {
             if (time_mono_us() - x->last_rx_us > REPL_DEAD_MS * 1000) {
                 set_error(r, "the active went silent");
@@ -502,7 +548,20 @@ static bool session(struct receiver *x)
         streaming = true;
         switch (x->f->type) {
         case REPL_FRAME_RECORDS:
-            rc = on_records(x);
+            rc = on_records(x, &have_next, &read_rc);
+            if (rc == 0 && read_rc != 0) {
+                /* what came before the bad read is applied; now the read */
+                if (read_rc <= REPL_FRAME_EBADMAGIC && read_rc >= REPL_FRAME_ETRAILING) {
+                    char why[200];
+
+                    snprintf(why, sizeof(why), "bad frame from the active: %s", repl_frame_strerror(read_rc));
+                    halt(x, why);
+                } else {
+                    set_error(r, "connection lost: %s", repl_conn_last_error(x->c));
+                }
+                rc = read_rc;
+            }
+            x->have_frame = have_next;
             break;
         case REPL_FRAME_HEARTBEAT:
             pthread_mutex_lock(&r->mu);
@@ -576,6 +635,7 @@ void *repl_receiver_main(void *arg)
     x.mine = xcalloc(1, sizeof(*x.mine));
     x.active = xcalloc(1, sizeof(*x.active));
     buf_init(&x.out, 1 << 16);
+    buf_init(&x.pool, RX_COALESCE_BYTES + REPL_MAX_PAYLOAD_RECORDS);
     x.db = store_reader(r->n->store);
     {
         char *stale = xasprintf("%s/snapshot-in.db", r->data_dir);
@@ -631,6 +691,7 @@ void *repl_receiver_main(void *arg)
         backoff = backoff * 2 > REPL_BACKOFF_MAX_MS ? REPL_BACKOFF_MAX_MS : backoff * 2;
     }
     buf_free(&x.out);
+    buf_free(&x.pool);
     free(x.recs);
     free(x.f);
     free(x.mine);
