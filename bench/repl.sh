@@ -18,8 +18,10 @@
 #      until the first 201; median of 3.
 #   4. The cost of capture alone (no network): tests/unit/test_repl_capture
 #      prints writes/s with and without capture on the same store, same run.
+#   5. PostgreSQL 15 streaming replication in the same run, as the reference
+#      (bench/peers/postgres-repl.sh; needs root and PostgreSQL 15).
 # Parameters: BENCH_SECONDS (default 5), BENCH_RATE_DELAY_MS (default 1).
-# Writes bench/out/repl.md. Takes about 2 minutes.
+# Writes bench/out/repl.md. Takes about 3 minutes.
 source "$(dirname "$0")/lib.sh"
 SECS=${BENCH_SECONDS:-5}
 DELAY_MS=${BENCH_RATE_DELAY_MS:-1}
@@ -239,6 +241,13 @@ EOF
 done
 promote=$(printf '%s\n' "${promotes[@]}" | sort -n | sed -n 2p)
 
+# ------------------------------------------- 5. PostgreSQL 15, same run
+pg=""
+if [ "$(id -u)" = 0 ] && [ -x "$ROOT/bench/peers/postgres-repl.sh" ]; then
+  pg=$(BENCH_SECONDS=$SECS timeout 300 "$ROOT/bench/peers/postgres-repl.sh" 2>/dev/null | grep PG_RESULT || true)
+fi
+pgf() { echo "$pg" | grep -o "$1=[^ ]*" | head -1 | cut -d= -f2; }
+
 # ------------------------------------------------- 4. capture alone (unit)
 cap="n/a (build test_repl_capture)"
 if [ -x "$BUILD/test_repl_capture" ]; then
@@ -260,4 +269,18 @@ fi
   echo
   echo "- Promote to first write (POST promote → first 201, median of 3): ${promote} ms"
   echo "- Capture alone, same store, same run (tests/unit/test_repl_capture): ${cap}"
+  echo
+  if [ -n "$pg" ]; then
+    echo "PostgreSQL 15 streaming replication, same machine, same run (bench/peers/postgres-repl.sh: pgbench -c8, one-row"
+    echo "INSERTs over SQL, no HTTP; so compare ratios, not absolute rates):"
+    echo
+    echo "| figure | PostgreSQL 15 | Refuge |"
+    echo "|---|---|---|"
+    echo "| async tx/s | $(echo "$pg" | sed -n 's/.*mode=async tps=\([0-9]*\).*/\1/p') | $(printf '%s\n' "${rows[@]}" | awk -F'|' '$2 ~ /^ async/ {print $3}') (HTTP SCIM creates) |"
+    echo "| remote_apply tx/s | $(echo "$pg" | sed -n 's/.*mode=remote_apply tps=\([0-9]*\).*/\1/p') | $(printf '%s\n' "${rows[@]}" | awk -F'|' '$2 ~ /^ remote_apply/ {print $3}') |"
+    echo "| replay lag p50 / p99 at a fixed rate | $(pgf lag_p50_ms) / $(pgf lag_p99_ms) ms at $(pgf rate)/s (sampled replay_lag) | see the lag table |"
+    echo "| promote to first write | $(pgf promote_first_write_ms) ms | ${promote} ms |"
+  else
+    echo "PostgreSQL reference: not run (needs root and PostgreSQL 15; bench/peers/postgres-repl.sh)."
+  fi
 } | tee "$OUT/repl.md"

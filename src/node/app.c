@@ -22,6 +22,7 @@
 #include "crypto/master.h"
 #include "crypto/secret.h"
 #include "identity/keyring.h"
+#include "ldap/userstore.h"
 #include "node/routes.h"
 #include "oauth/oauth.h"
 #include "repl/repl.h"
@@ -69,6 +70,7 @@ int app_start(struct app *a, struct refuge_conf *conf, char *err, size_t errlen)
     node_metrics_init(n);
     if ((rc = artifacts_start(n)) != 0)
         goto fail;
+    userstore_start(n);
 
     struct http_route *routes = xcalloc(MAX_ROUTES, sizeof(*routes));
     size_t nr = routes_collect(n, routes, MAX_ROUTES);
@@ -93,6 +95,7 @@ int app_start(struct app *a, struct refuge_conf *conf, char *err, size_t errlen)
         log_warn("token purge job did not start", "rc", log_i64(rc), NULL);
     return 0;
 fail:
+    userstore_stop(n);
     artifacts_stop(n);
     repl_stop(n);
     store_close(n->store);
@@ -108,6 +111,7 @@ void app_stop(struct app *a)
     oauth_purge_stop(n);
     if (n->http)
         http_server_quiesce(n->http);
+    userstore_stop(n);     /* queued directory requests still answer their connections */
     repl_stop(n);          /* writes held for the standby's ack fail now */
     if (n->http) {
         http_server_stop(n->http, 10000);

@@ -23,8 +23,8 @@
  *                             that is down or slow answers 503
  *                             temporarily_unavailable and never holds up the
  *                             oauth workers that verify internal passwords.
- *                             A directory user's access token also carries
- *                             the directory's groups (`groups`).
+ *                             With scope `groups`, a directory user's tokens
+ *                             carry the directory's groups, not the tenant's.
  *   refresh_token             HTTP worker reads the token row and mints; the
  *                             writer re-checks the row and rotates it in the
  *                             same transaction as the new rows, so two racing
@@ -373,8 +373,9 @@ static void finish_async(struct grant *g)
 
 /* ---------------------------------------------------------------- mint */
 
-/* A directory user's access token: RFC 9068 claims as in
- * oauth_jwt_access_token, plus `groups` from the directory. */
+/* A directory user's access token with scope `groups`: the claims of
+ * oauth_jwt_access_token, with `groups` from the directory (which that
+ * function would read from the tenant's groups table). */
 static int directory_access_token(struct grant *g, struct db *db, struct at_claims *c, char **out)
 {
     const struct crypto_key *k = NULL;
@@ -452,8 +453,9 @@ static int mint(struct grant *g, struct db *db, bool with_refresh)
         };
         if (g->jti)
             snprintf(ac.jti, sizeof(ac.jti), "%s", g->jti);
-        rc = g->groups_json ? directory_access_token(g, db, &ac, &s)
-                            : oauth_jwt_access_token(g->n, db, g->t.name, &ac, &s);
+        rc = g->groups_json && oauth_scopes_has(&g->scope, "groups")
+                 ? directory_access_token(g, db, &ac, &s)
+                 : oauth_jwt_access_token(g->n, db, g->t.name, &ac, &s);
         if (rc < 0)
             goto fail;
         g->access_token = arena_strdup(a, s);

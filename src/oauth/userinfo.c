@@ -3,12 +3,16 @@
  * the user behind a bearer access token, limited to the token's scopes.
  * The token must be a user token of this very tenant carrying `openid`
  * (the operator's super-admin token of `default` is no user's token);
- * the user must still exist and be active.
+ * the user must still exist and be active. A directory user
+ * (ldap/userstore.h) is read from its directory, on the userstore's pool,
+ * with the connection suspended meanwhile.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/json.h"
+#include "ldap/userstore.h"
 #include "oauth/authz.h"
 #include "identity/group.h"
 #include "oauth/oauth_internal.h"
@@ -18,6 +22,53 @@ static void invalid_token(struct http_request *req, const char *desc)
     http_add_header(req, "WWW-Authenticate",
                     arena_sprintf(&req->arena, "Bearer realm=\"%s\", error=\"invalid_token\"", req->tenant));
     http_respond_error(req, 401, "invalid_token", desc);
+}
+
+struct directory_info {
+    struct http_request *req;
+    struct oauth_scopes scope;
+};
+
+/* Pool-thread callback: the directory's view of the user. */
+static void directory_info_done(void *arg, struct userstore_reply *r)
+{
+    struct directory_info *d = arg;
+    struct http_request *req = d->req;
+
+    if (r->rc == 0) {
+        char *data = jsonx_dump(r->user.scim);
+        json_t *out = json_object();
+        json_object_set_new(out, "sub", json_string(r->user.id));
+        oauth_user_claims(out, &d->scope, data, r->user.user_name, 0);
+        if (oauth_scopes_has(&d->scope, "groups"))
+            json_object_set(out, "groups", r->user.groups);
+        free(data);
+        oauth_no_cache(req);
+        http_respond_json(req, 200, out);
+    } else if (r->rc == -ENOENT) {
+        invalid_token(req, "the user no longer exists or is inactive");
+    } else {
+        http_respond_error(req, 503, "temporarily_unavailable", "the user directory is unavailable");
+    }
+    http_resume(req);
+}
+
+static enum http_result directory_userinfo(struct node *n, struct http_request *req, const char *tenant,
+                                           const struct principal *p)
+{
+    struct directory_info *d = arena_alloc(&req->arena, sizeof(*d));
+    int rc;
+
+    d->req = req;
+    oauth_scope_parse(p->scope, strlen(p->scope), &req->arena, &d->scope);
+    rc = userstore_lookup_async(n, tenant, p->user_id, directory_info_done, d);
+    if (rc == 0)
+        return HTTP_SUSPEND;
+    if (rc == -ENOENT || rc == -EINVAL)
+        invalid_token(req, "the user no longer exists or is inactive");
+    else
+        http_respond_error(req, 503, "temporarily_unavailable", "the user directory is unavailable");
+    return HTTP_DONE;
 }
 
 enum http_result oauth_userinfo_handler(struct http_request *req)
@@ -42,6 +93,8 @@ enum http_result oauth_userinfo_handler(struct http_request *req)
         http_respond_error(req, 403, "insufficient_scope", "the access token lacks the openid scope");
         return HTTP_DONE;
     }
+    if (userstore_is_user_id(p.user_id))
+        return directory_userinfo(n, req, t.name, &p);
 
     struct db_stmt *st = db_prepare(db, "SELECT active, user_name, data, updated_at FROM users"
                                         " WHERE tenant = $1 AND id = $2");

@@ -236,6 +236,11 @@ def test_login_claims_refresh_userinfo(env, dirs):
         r2 = env.password(name, "alice-pw")
         assert r2.status_code == 200, r2.text
         assert claims(r2.json()["access_token"])["sub"] == at["sub"]
+    # groups travel with scope `groups` only, as for internal users
+    r2 = env.password("corp/alice", "alice-pw", scope="openid profile")
+    assert r2.status_code == 200, r2.text
+    assert "groups" not in claims(r2.json()["access_token"])
+    assert "groups" not in claims(r2.json()["id_token"])
 
     # the directory changes; a refresh re-reads it (groups are current, not copied)
     a.modify("dn: cn=staff,ou=groups,%s\nchangetype: modify\ndelete: member\n"
