@@ -93,7 +93,9 @@ struct artifact_tenant {
  *               bind_dn, bind_password | bind_password_file, user_base
  *               (required), user_filter, attr_username, attr_email,
  *               attr_name, attr_groups, tls (none|ldaps|starttls; default
- *               from the url scheme), ca_file, timeout, pool_size, read_only
+ *               from the url scheme), ca_file, timeout, pool_size, read_only,
+ *               tenant (the tenant whose users sign in through it; a tenant
+ *               name, default "default")
  */
 enum artifact_ldap_tls { ARTIFACT_TLS_NONE = 0, ARTIFACT_TLS_LDAPS = 1, ARTIFACT_TLS_STARTTLS = 2 };
 
@@ -111,6 +113,7 @@ struct artifact_userstore {
     int64_t timeout_ms;
     int64_t pool_size;
     bool read_only;
+    char *tenant;               /* a valid tenant name */
     bool uses_region;
 };
 

@@ -721,6 +721,8 @@ static const struct cfg_key userstore_keys[] = {
     UK("timeout", CFG_DURATION, timeout_ms, "5s", 100, 60000, NULL, false, "operation timeout"),
     UK("pool_size", CFG_INT, pool_size, "4", 1, 64, NULL, false, "connections per node"),
     UK("read_only", CFG_BOOL, read_only, "true", 0, 0, NULL, false, "never write to the directory"),
+    UK("tenant", CFG_STRING, tenant, "default", 1, ARTIFACT_NAME_MAX, NULL, false,
+       "the tenant whose users sign in through this store as NAME/username"),
 };
 
 static const struct cfg_schema userstore_schema = {
@@ -867,6 +869,8 @@ static int userstore_check(const char *path, const struct keymap *m, struct arti
         FAIL("bind_dn", "must be a DN (attr=value,...)");
     if (!strchr(u->user_base, '='))
         FAIL("user_base", "must be a DN (attr=value,...)");
+    if (!http_tenant_name_valid(u->tenant, strlen(u->tenant)))
+        FAIL("tenant", "must be a tenant name (a lowercase DNS label: a-z, 0-9, '-')");
     if (!ldap_filter_shape(u->user_filter))
         FAIL("user_filter", "must be an LDAP filter in parentheses, e.g. (objectClass=person)");
     for (i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++)

@@ -325,9 +325,6 @@ static struct ustore *store_new(struct registry *reg, const char *path, const ch
     snprintf(st->name, sizeof(st->name), "%s", name);
     snprintf(st->path, sizeof(st->path), "%s", path);
     snprintf(st->sha, sizeof(st->sha), "%s", sha);
-    /* Every userstore serves the default tenant until the artifact schema
-     * has a `tenant` key (see userstore.h). */
-    snprintf(st->tenant, sizeof(st->tenant), "%s", USERSTORE_TENANT_DEFAULT);
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     st->tail = &st->head;
@@ -335,6 +332,8 @@ static struct ustore *store_new(struct registry *reg, const char *path, const ch
         snprintf(err, errlen, "%s", cfg_error_format(&ce, msg, sizeof(msg)));
         goto fail;
     }
+    /* the schema checked it: a tenant name (default "default") */
+    snprintf(st->tenant, sizeof(st->tenant), "%s", st->cfg.tenant);
     if (st->cfg.bind_password_file) {
         if (read_password_file(st->cfg.bind_password_file, &st->bind_password, err, errlen) < 0)
             goto fail;

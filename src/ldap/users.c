@@ -423,6 +423,7 @@ static int run_list(struct ustore *st, struct ldapconn *c, struct ujob *j, struc
                         "urn:ietf:params:scim:api:messages:2.0:ListResponse", "totalResults", (json_int_t)n,
                         "startIndex", (json_int_t)start, "itemsPerPage",
                         (json_int_t)json_array_size(resources), "Resources", resources);
+    r->truncated = truncated;
     if (truncated)
         snprintf(r->detail, sizeof(r->detail), "more than %d users: the list is truncated", USERSTORE_LIST_MAX);
 out:

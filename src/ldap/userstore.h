@@ -5,10 +5,11 @@
  * artifacts/artifacts.h for its keys and ${region.KEY}).
  *
  * Which tenant uses a userstore: every userstore belongs to exactly one
- * tenant. Until the artifact schema grows a `tenant` key, that tenant is
- * `default` (USERSTORE_TENANT_DEFAULT below). A name "corp/alice" is routed
- * to the directory only when the tenant has a userstore named "corp";
- * otherwise it is an ordinary internal user name.
+ * tenant, the file's `tenant` key (default `default`,
+ * USERSTORE_TENANT_DEFAULT below). A name "corp/alice" is routed to the
+ * directory only when the tenant has a userstore named "corp"; otherwise
+ * it is an ordinary internal user name. The tenant need not exist when the
+ * file is loaded: the store simply serves nobody until it does.
  *
  * Where the definitions come from: the `artifacts` table (the last good,
  * replicated version of each file), re-read at least once a second and
@@ -139,6 +140,7 @@ struct userstore_reply {
     const char *store;
     struct userstore_user user;
     json_t *list;             /* SCIM ListResponse (list requests) */
+    bool truncated;           /* list: the directory holds more than USERSTORE_LIST_MAX matches */
     char detail[200];
 };
 typedef void (*userstore_done_fn)(void *arg, struct userstore_reply *r);

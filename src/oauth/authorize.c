@@ -18,6 +18,13 @@
  *        session fixation), lockout bookkeeping, auth_codes row
  *     -> 302 ?code&state&iss with Set-Cookie, or the form again with a
  *        message.
+ *     A user name DOMAIN/username whose DOMAIN is one of the tenant's LDAP
+ *     userstores (ldap/userstore.h) goes to that store's pool instead of
+ *     argon2id (search, then bind as the user; bounded by the store's
+ *     timeout); the session and the code then carry the directory user's
+ *     id ("ldap:STORE:..."), and the code grant reads the user from the
+ *     directory again. A directory that cannot answer gets the form again
+ *     with a 503, never a hung worker.
  *
  * Errors: a request whose client or redirect_uri cannot be trusted gets an
  * HTML page (400) and is never redirected; every other error is redirected
@@ -48,6 +55,7 @@
 #include "core/timeutil.h"
 #include "identity/client.h"
 #include "identity/user_auth.h"
+#include "ldap/userstore.h"
 #include "oauth/login.h"
 #include "oauth/oauth_internal.h"
 #include "oauth/ratelimit.h"
@@ -813,6 +821,72 @@ answer:
     http_resume(z->req);
 }
 
+/* A directory's verdict on DOMAIN/username (on the userstore's pool
+ * thread): the same messages as for internal users, a 503 form when the
+ * directory cannot answer. Lockout is the directory's business. */
+static void login_directory_done(void *arg, struct userstore_reply *r)
+{
+    struct authz *z = arg;
+    int rc;
+
+    switch (r->rc) {
+    case 0:
+        break;
+    case -EACCES:
+    case -ENOENT:
+    case -EINVAL:
+        log_info("login refused", "tenant", z->t.name, "client_id", z->c.client_id, "store", r->store, "reason",
+                 "invalid_credentials", NULL);
+        show_login(z, 401, bad_credentials, z->username);
+        goto answer;
+    default:
+        log_warn("login: user directory failed", "tenant", z->t.name, "store", r->store, "rc", log_i64(r->rc),
+                 "detail", r->detail, NULL);
+        http_add_header(z->req, "Retry-After", "5");
+        show_login(z, 503, "The user directory for this account is not answering. Try again in a moment.",
+                   z->username);
+        goto answer;
+    }
+    /* signed in: a new session for the directory user's id, the code */
+    z->user_id = arena_strdup(&z->req->arena, r->user.id);
+    z->auth_time = now_s();
+    z->new_session = true;
+    session_generate(&z->ns);
+    z->sid = z->ns.sid;
+    new_code(z);
+    log_info("login", "tenant", z->t.name, "client_id", z->c.client_id, "user_id", z->user_id, NULL);
+    rc = store_submit(z->n->store, authz_write, authz_done, z);
+    if (rc == 0)
+        return;
+    error_page(z, 503, "Sign-in unavailable",
+               rc == -EROFS ? "This server is a standby; sign-in happens in the active region."
+                            : "The server is busy; try again.");
+answer:
+    http_resume(z->req);
+}
+
+/* Hands DOMAIN/username to the userstore's pool. The caller has loaded the
+ * branding and let go of the reader. */
+static enum http_result login_directory(struct authz *z)
+{
+    int rc = userstore_authenticate_async(z->n, z->t.name, z->username, z->password, z->password_len,
+                                          login_directory_done, z);
+
+    switch (rc) {
+    case 0:
+        return HTTP_SUSPEND;
+    case -ENOENT:                      /* the store went away since userstore_routes */
+    case -EINVAL:
+        show_login(z, 401, bad_credentials, z->username);
+        return HTTP_DONE;
+    default:                           /* marked down, queue full, stopping */
+        http_add_header(z->req, "Retry-After", "5");
+        show_login(z, 503, "The user directory for this account is not answering. Try again in a moment.",
+                   z->username);
+        return HTTP_DONE;
+    }
+}
+
 static enum http_result login(struct authz *z, struct db *db)
 {
     struct http_request *req = z->req;
@@ -861,6 +935,8 @@ static enum http_result login(struct authz *z, struct db *db)
         z->old_session_hash = arena_strdup(&req->arena, old.id_hash);
     load_brand(z);                     /* the answer is rendered on another thread */
     z->db = NULL;
+    if (userstore_routes(z->n, z->t.name, username))
+        return login_directory(z);
     int rc = oauth_workers_submit(login_job, z);
     if (rc < 0) {
         z->db = db;

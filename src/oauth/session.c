@@ -17,6 +17,7 @@
 #include "core/rand.h"
 #include "core/xmalloc.h"
 #include "identity/tenant.h"
+#include "ldap/userstore.h"
 
 #define TOUCH_EVERY 60       /* seconds between last_seen updates of one session */
 
@@ -90,8 +91,10 @@ int session_from_request(struct http_request *req, struct db *db, const char *te
     db_bind_text(st, 1, out->id_hash, -1);
     rc = db_step(st);
     if (rc == DB_ROW) {
-        bool ok = strcmp(db_col_text(st, 0), tenant) == 0 && db_col_int64(st, 4) > now &&
-                  !db_col_is_null(st, 7) && db_col_int64(st, 7) != 0;
+        /* a directory user has no users row: the code grant (and every
+         * refresh) reads it from its directory instead */
+        bool user_ok = db_col_is_null(st, 7) ? userstore_is_user_id(db_col_text(st, 1)) : db_col_int64(st, 7) != 0;
+        bool ok = strcmp(db_col_text(st, 0), tenant) == 0 && db_col_int64(st, 4) > now && user_ok;
         if (ok) {
             out->tenant = arena_strdup(a, db_col_text(st, 0));
             out->user_id = arena_strdup(a, db_col_text(st, 1));

@@ -57,7 +57,8 @@ const char *session_cookie_name(const char *tenant, struct arena *a);
 const char *session_cookie_path(const char *tenant, struct arena *a);
 
 /* The request's SSO session for `tenant`: the cookie, a row with that hash,
- * of this tenant, unexpired at `now`, whose user exists and is active.
+ * of this tenant, unexpired at `now`, whose user exists and is active (a
+ * directory user, "ldap:...", is checked by the code grant instead).
  * 0, -ENOENT (none of that) or -EIO. Strings live in the request arena. */
 int session_from_request(struct http_request *req, struct db *db, const char *tenant, int64_t now,
                          struct sso_session *out);

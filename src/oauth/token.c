@@ -48,7 +48,10 @@
  *                             the access token's jti H("jti", code_hash)
  *                             (UUID-shaped, version 8). A used code is kept
  *                             for the access token's lifetime so that a
- *                             replay within it still finds it.
+ *                             replay within it still finds it. A code of a
+ *                             directory user (signed in as DOMAIN/username)
+ *                             reads the user from the directory first, like
+ *                             a refresh does.
  *
  * Every answer carries Cache-Control: no-store and Pragma: no-cache
  * (RFC 6749 §5.1).
@@ -872,6 +875,18 @@ static enum http_result grant_code(struct grant *g, struct db *db)
     g->scope_str = oauth_scopes_join(&g->scope, a);
 
     g->user_id = r.user_id;
+    g->auth_time = r.auth_time;
+    g->nonce = r.nonce;
+    g->sid = r.sid;
+    g->family_id = g->code_family;
+    g->jti = g->code_jti;
+    g->redeem_code = true;
+    g->code_keep_until = g->now + g->at_ttl > r.expires_at ? g->now + g->at_ttl : r.expires_at;
+    /* a directory user (login form with DOMAIN/username): read from the
+     * directory as it is now, on the store's pool; the code is redeemed
+     * only once that answered (a directory that is down leaves it unused) */
+    if (userstore_is_user_id(g->user_id))
+        return directory_reload(g, refresh_allowed(g));
     rc = load_user(g, db);
     if (rc == -EIO) {
         oauth_respond_err(req, 500, "server_error", "storage error");
@@ -881,13 +896,6 @@ static enum http_result grant_code(struct grant *g, struct db *db)
         oauth_respond_err(req, 400, "invalid_grant", "the user is no longer active");
         return HTTP_DONE;
     }
-    g->auth_time = r.auth_time;
-    g->nonce = r.nonce;
-    g->sid = r.sid;
-    g->family_id = g->code_family;
-    g->jti = g->code_jti;
-    g->redeem_code = true;
-    g->code_keep_until = g->now + g->at_ttl > r.expires_at ? g->now + g->at_ttl : r.expires_at;
     if (mint(g, db, refresh_allowed(g)) < 0) {
         oauth_respond_error(req, &g->err);
         return HTTP_DONE;

@@ -336,7 +336,8 @@ static bool hook_hold(void *arg, struct store_completion *c)
     w->deadline_us = time_mono_us() + bound_ms(r) * 1000;
     w->c = c;
     pthread_mutex_lock(&r->mu);
-    if (r->acked_written >= lsn) {        /* cannot happen before the record is sent, but cheap */
+    /* the ACK may have come between COMMIT and here (tx_end published the tip) */
+    if ((r->conf->repl_mode == CONF_MODE_REMOTE_APPLY ? r->acked_applied : r->acked_written) >= lsn) {
         pthread_mutex_unlock(&r->mu);
         free(w);
         return false;
@@ -416,10 +417,11 @@ void repl_on_ack(struct repl *r, struct db *db, const struct repl_ack *ack)
         r->acked_applied = ack->applied.lsn;
     if (advanced) {
         us = ring_get(r, r->acked_written);
-        done = take_waiters(r, r->conf->repl_mode == CONF_MODE_REMOTE_APPLY ? r->acked_applied
-                                                                            : r->acked_written);
         pthread_cond_broadcast(&r->cv);
     }
+    if (r->w_head)
+        done = take_waiters(r, r->conf->repl_mode == CONF_MODE_REMOTE_APPLY ? r->acked_applied
+                                                                            : r->acked_written);
     pthread_mutex_unlock(&r->mu);
     if (advanced) {
         if (us) {
@@ -440,17 +442,22 @@ void repl_on_ack(struct repl *r, struct db *db, const struct repl_ack *ack)
 
 void repl_sender_attached(struct repl *r, struct repl_session *s, const char *name, uint64_t pos)
 {
+    struct repl_waiter *done = NULL;
+
     pthread_mutex_lock(&r->mu);
     r->sender = s;
     r->peer_connected = true;
     snprintf(r->peer_name, sizeof(r->peer_name), "%s", name);
-    /* what the standby holds now is acknowledged, whatever we thought */
+    /* what the standby holds now is acknowledged, whatever we thought: it
+     * may have applied records whose ACK was lost with the last connection */
     if (pos <= r->tip_lsn) {
         r->acked_written = pos;
         r->acked_applied = pos;
+        done = take_waiters(r, pos);
     }
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    finish_waiters(done, 0);
 }
 
 void repl_sender_detached(struct repl *r, struct repl_session *s)

@@ -13,6 +13,10 @@
  * pages are stable. Without sortBy the order is by id (the primary key
  * index: no sort step however large the tenant).
  *
+ * Users of the tenant's LDAP userstores: a Users query whose filter pins
+ * userName to "STORE/..." (eq or sw, under `and` only) is answered from
+ * that directory instead (directory.c); every other query is the SQL above.
+ *
  * Paging: startIndex < 1 counts as 1; count < 0 as 0 (only totalResults);
  * count above SCIM_LIST_MAX is clamped to it (ServiceProviderConfig says
  * maxResults); a startIndex beyond the end yields no Resources.
@@ -495,7 +499,8 @@ fail:
     return HTTP_DONE;
 }
 
-/* A query over one resource type. */
+/* A query over one resource type. Users whose filter names one of the
+ * tenant's LDAP userstores are read from that directory (directory.c). */
 static enum http_result query_one(struct scim_ctx *c, const struct scim_kind *kind, const struct list_params *lp)
 {
     struct part pt = { .kind = kind };
@@ -507,6 +512,12 @@ static enum http_result query_one(struct scim_ctx *c, const struct scim_kind *ki
                            arena_strdup(&c->req->arena, err.detail));
         part_free(&pt);
         return HTTP_DONE;
+    }
+    if (kind == &scim_kind_user &&
+        scim_directory_list(c, &pt.filter, &pt.sel, !pt.sort.expr[0] || strcmp(pt.sort.expr, "u.user_name_lc") == 0,
+                            lp->descending, lp->start_index, lp->count, &r)) {
+        part_free(&pt);
+        return r;
     }
     r = run_query(c, &pt, 1, lp);
     part_free(&pt);

@@ -15,6 +15,9 @@
  * PATCH and If-Match are evaluated on the writer, against the version the
  * write replaces, so two concurrent PATCHes can never lose each other.
  *
+ * Users of an LDAP userstore ("ldap:..." ids, /Me of a directory user) are
+ * read from their directory and never written (directory.c).
+ *
  * ETags are weak and count versions: W/"N" (meta.version, ETag header).
  * If-Match takes "*" or a list of tags; a GET with a matching If-None-Match
  * answers 304.
@@ -325,8 +328,10 @@ static int take_password(struct scim_ctx *c, struct job *j, json_t *res)
 static const char *path_id(struct http_request *req, const struct scim_kind *kind)
 {
     const char *id = http_path_param(req, "id");
+    /* "ldap:" + store + ":" + entryUUID or "u:" + a user name (directory users) */
+    size_t max = kind == &scim_kind_user && id && scim_directory_user_id(id) ? 400 : 64;
 
-    if (!id || !*id || strlen(id) > 64) {
+    if (!id || !*id || strlen(id) > max) {
         scim_respond_error(req, 404, NULL, arena_sprintf(&req->arena, "no such %s", kind->rt->name));
         return NULL;
     }
@@ -356,6 +361,10 @@ static enum http_result put_resource(struct scim_ctx *c, const struct scim_kind 
         return HTTP_DONE;
     }
     json_decref(body);
+    if (kind == &scim_kind_user && scim_directory_user_name(c, json_string_value(json_object_get(res, "userName")))) {
+        json_decref(res);
+        return scim_directory_read_only(req);
+    }
     j = job_new(c, kind, op, id);
     j->res = res;
     if (scim_query_sel(req, kind->rt, &j->sel) < 0 || (kind == &scim_kind_user && take_password(c, j, res) < 0)) {
@@ -420,6 +429,8 @@ static enum http_result get_resource(struct scim_ctx *c, const struct scim_kind 
 
     if (scim_query_sel(req, kind->rt, &sel) < 0)
         return HTTP_DONE;
+    if (kind == &scim_kind_user && scim_directory_user_id(id))
+        return scim_directory_get(c, id, &sel);
     rc = kind->load(store_reader(c->n->store), req->tenant, id, &d);
     if (rc < 0) {
         scim_respond_errno(req, rc, NULL, rc == -ENOENT ? not_found(req, kind, id) : NULL);
@@ -471,6 +482,8 @@ static enum http_result h_replace(struct http_request *req)
 
     if (scim_begin(req->route_data, req, SCIM_WRITE, &c) < 0 || !(id = path_id(req, kind)))
         return HTTP_DONE;
+    if (kind == &scim_kind_user && scim_directory_user_id(id))
+        return scim_directory_read_only(req);
     return put_resource(&c, kind, JOB_REPLACE, id);
 }
 
@@ -482,6 +495,8 @@ static enum http_result h_patch(struct http_request *req)
 
     if (scim_begin(req->route_data, req, SCIM_WRITE, &c) < 0 || !(id = path_id(req, kind)))
         return HTTP_DONE;
+    if (kind == &scim_kind_user && scim_directory_user_id(id))
+        return scim_directory_read_only(req);
     return patch_resource(&c, kind, id);
 }
 
@@ -494,6 +509,8 @@ static enum http_result h_delete(struct http_request *req)
 
     if (scim_begin(req->route_data, req, SCIM_WRITE, &c) < 0 || !(id = path_id(req, kind)))
         return HTTP_DONE;
+    if (kind == &scim_kind_user && scim_directory_user_id(id))
+        return scim_directory_read_only(req);
     j = job_new(&c, kind, JOB_DELETE, id);
     return start(j);
 }
@@ -507,6 +524,8 @@ static enum http_result h_me(struct http_request *req)
         return HTTP_DONE;
     http_add_header(req, "Content-Location",
                     arena_sprintf(&req->arena, "%s/Users/%s", c.base, c.p.user_id));
+    if (scim_directory_user_id(c.p.user_id) && strcmp(req->method, "GET") != 0)
+        return scim_directory_read_only(req);
     if (strcmp(req->method, "PUT") == 0)
         return put_resource(&c, &scim_kind_user, JOB_REPLACE, c.p.user_id);
     if (strcmp(req->method, "PATCH") == 0)

@@ -75,6 +75,23 @@ json_t *scim_body(struct http_request *req);
 /* Parses attributes / excludedAttributes from the query. 0 or -1 after answering. */
 int scim_query_sel(struct http_request *req, const struct scim_resource_type *rt, struct scim_attr_sel *sel);
 
+/* directory.c: users of the tenant's LDAP userstores, read-only (see there
+ * for what is routed to a directory). */
+/* GET /Users/{id} for a directory id: HTTP_SUSPEND (answered from the
+ * userstore's pool) or HTTP_DONE after answering. */
+enum http_result scim_directory_get(struct scim_ctx *c, const char *id, const struct scim_attr_sel *sel);
+/* A Users query: false when it is not for a directory (nothing done, the
+ * caller lists internal users). true: *out says whether the request was
+ * answered (HTTP_DONE) or suspended; a suspended one took *filter (set to
+ * NULL), otherwise it stays the caller's. */
+bool scim_directory_list(struct scim_ctx *c, struct scim_filter **filter, const struct scim_attr_sel *sel,
+                         bool sort_by_user_name, bool descending, int64_t start, int64_t count,
+                         enum http_result *out);
+bool scim_directory_user_id(const char *id);                            /* "ldap:..." */
+bool scim_directory_user_name(struct scim_ctx *c, const char *user_name);   /* DOMAIN/name of a userstore */
+/* 400 mutability: directory users are read-only. HTTP_DONE. */
+enum http_result scim_directory_read_only(struct http_request *req);
+
 /* Route tables of the parts. */
 size_t scim_resource_routes(struct node *n, struct http_route *out, size_t max);
 size_t scim_list_routes(struct node *n, struct http_route *out, size_t max);

@@ -2,6 +2,7 @@
 the old active dead, the old active alive (fenced: never two nodes taking
 writes), the target behind (refused without --force), re-runs (idempotent)."""
 import json
+import os
 import threading
 import time
 
@@ -20,8 +21,18 @@ def hap_states(dep):
     return {s["name"]: s["state"] for s in j["front_door"]["servers"]}
 
 
+def journal_states(dep, command):
+    with open(os.path.join(dep.run, "refugectl.journal")) as f:
+        lines = [json.loads(l) for l in f if l.strip()]
+    return [l["state"] for l in lines if l["command"] == command]
+
+
 def test_failover_old_active_dead(make_deployment):
     dep = make_deployment(mode="async")
+    # a drill asked for another mode than the nodes run is refused, touching nothing
+    r = ctl(dep, "drill", "--mode", "remote_apply")
+    assert r.returncode == 3 and "the nodes run mode async" in r.stdout, r.stdout
+    assert dep.running("a")
     client = opaque_client(dep)
     tokens = [issue(dep, client)[1] for _ in range(20)]
     assert all(tokens)
@@ -42,11 +53,35 @@ def test_failover_old_active_dead(make_deployment):
     # every token issued before the failover is valid on B
     assert all(introspect(dep, client, t, dep.url("b")) for t in tokens)
 
+    # every step is journaled, in the state machine's order
+    states = journal_states(dep, "failover")
+    order = ["observe", "decide", "fence-front", "catch-up", "promote", "route", "verify"]
+    seen = [s for s in states if s in order]
+    assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == order, states
+
     # re-running is safe: nothing is promoted twice
     r2 = ctl(dep, "failover", "--to", "b")
     assert r2.returncode == 0, r2.stdout
     assert "already" in r2.stdout
     assert dep.status("b")["epoch"] == 2
+
+
+def test_failover_interrupted_after_promote_is_finished_by_a_rerun(make_deployment):
+    """The state a failover interrupted between PROMOTE and ROUTE leaves: the
+    old active dead and not fenced, the target promoted. Running the command
+    again fences, routes and verifies, and promotes nothing twice."""
+    dep = make_deployment(mode="async")
+    dep.kill("a")
+    st, j = dep.admin("POST", "/admin/v1/node/promote", base=dep.url("b"))
+    assert st == 200, j
+    assert hap_states(dep)["a"] != "MAINT"
+    r = ctl(dep, "failover", "--to", "b")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "already the active node with the highest epoch" in r.stdout, r.stdout
+    assert "promote " not in r.stdout.replace("promotion", "")
+    assert dep.status("b")["epoch"] == 2
+    assert hap_states(dep)["a"] == "MAINT"
+    assert http("GET", dep.front_url + "/health/ready")[1]["region"] == "region-b"
 
 
 def test_failover_old_active_alive_is_fenced(make_deployment):

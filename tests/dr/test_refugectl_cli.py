@@ -161,3 +161,31 @@ def test_example_cluster_conf_is_valid(cdir):
     j = json.loads(r.stdout)
     assert [n["name"] for n in j["nodes"]] == ["a", "b"]
     assert j["objectives"] == {"rto_target_ms": 1000, "rpo_target_ms": 0}
+
+
+def test_colour_only_on_a_terminal(cdir):
+    """The same status through a pseudo-terminal carries ANSI colours; NO_COLOR turns them off."""
+    import pty
+    path = write(cdir, fmt(pa=refuge_deploy.free_port(), pb=refuge_deploy.free_port(),
+                           front=refuge_deploy.free_port()))
+
+    def through_pty(env):
+        master, slave = pty.openpty()
+        p = subprocess.Popen([REFUGECTL, "status", "-c", path], stdout=slave, stderr=subprocess.DEVNULL, env=env)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                d = os.read(master, 65536)
+            except OSError:
+                break
+            if not d:
+                break
+            out += d
+        p.wait(30)
+        os.close(master)
+        return out.decode(errors="replace")
+
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    assert "\x1b[31m" in through_pty(env)
+    assert "\x1b[" not in through_pty(dict(env, NO_COLOR="1"))

@@ -425,12 +425,14 @@ static void test_userstore_ok(void **state)
     assert_int_equal(u.timeout_ms, 2000);
     assert_int_equal(u.pool_size, 8);
     assert_false(u.read_only);
+    assert_string_equal(u.tenant, "default");        /* no tenant key */
     artifact_userstore_free(&u);
 
     text = "[userstore]\ntype = ldap\nurl = ldap://a.example ldap://[::1]:3389/\ntls = starttls\n"
-           "user_base = dc=example\n";
+           "user_base = dc=example\ntenant = acme-2\n";
     assert_int_equal(artifact_userstore_parse("userstores/x.conf", text, strlen(text), NULL, &u, &err), 0);
     assert_int_equal(u.tls, ARTIFACT_TLS_STARTTLS);
+    assert_string_equal(u.tenant, "acme-2");
     assert_true(u.read_only);
     assert_string_equal(u.user_filter, "(objectClass=inetOrgPerson)");
     assert_false(u.uses_region);
@@ -473,6 +475,10 @@ static void test_userstore_errors(void **state)
                            5, "userstore.attr_email", "attribute");
     expect_userstore_error("[userstore]\ntype = ldap\nurl = ldap://a\nuser_base = dc=x\npool_size = 0\n", 5,
                            "userstore.pool_size", "");
+    expect_userstore_error("[userstore]\ntype = ldap\nurl = ldap://a\nuser_base = dc=x\ntenant = Acme\n", 5,
+                           "userstore.tenant", "tenant name");
+    expect_userstore_error("[userstore]\ntype = ldap\nurl = ldap://a\nuser_base = dc=x\ntenant = -acme\n", 5,
+                           "userstore.tenant", "tenant name");
     expect_userstore_error("[userstore]\ntype = ldap\nurl = ${region.ldap}\nuser_base = dc=x\n", 3,
                            "userstore.url", "unresolved reference ${region.ldap}");
 }

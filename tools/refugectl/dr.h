@@ -31,9 +31,9 @@ struct ctl_failover_result {
     int64_t lost_records;      /* old_lsn - target_lsn when both known, else -1 */
     int64_t lost_window_ms;    /* age span of those records when known, else -1 */
     int64_t epoch;             /* the target's epoch after promotion */
-    int64_t promoted_ms;       /* since the start of the command */
+    int64_t promoted_ms;       /* since ctl_out_begin (the command's or the drill's start) */
     int64_t routed_ms;
-    int64_t total_ms;
+    int64_t total_ms;          /* this failover's own duration */
 };
 
 int ctl_failover(struct ctl_cluster *c, const struct ctl_failover_opts *o, struct ctl_failover_result *r);
@@ -90,10 +90,11 @@ enum ctl_route { CTL_ROUTE_ON, CTL_ROUTE_HOLD, CTL_ROUTE_FENCE };
 int ctl_route(struct ctl_cluster *c, struct ctl_node *n, enum ctl_route how, const struct ctl_hap_server *known,
               const char *state, char *err, size_t errlen);
 
-/* POST /admin/v1/node/{promote,demote}. 0 on 2xx; -EALREADY when the node
- * says it is already in that role; negative with err otherwise. */
-int ctl_node_role(struct ctl_cluster *c, struct ctl_node *n, const char *action, int timeout_ms, char *err,
-                  size_t errlen);
+/* POST /admin/v1/node/{promote,demote} with an optional JSON body (borrowed).
+ * 0 on 2xx; -EALREADY when the node says it is already in that role;
+ * negative with err otherwise. */
+int ctl_node_role(struct ctl_cluster *c, struct ctl_node *n, const char *action, json_t *body, int timeout_ms,
+                  char *err, size_t errlen);
 
 /* The pid in n's pid_file, if that process is alive; else 0. */
 pid_t ctl_node_pid(const struct ctl_node *n);

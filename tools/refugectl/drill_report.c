@@ -251,11 +251,11 @@ static void svg_timeline(struct buf *b, const struct drill *d)
     for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
         if (marks[i].t < 0)
             continue;
-        double x = xpos(marks[i].t, span);
+        double x = xpos(marks[i].t, span), ly = lat_y + 205 - (double)(i % 3) * 70;
         buf_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" stroke-dasharray=\"4 3\"/>"
                       "<text x=\"%.1f\" y=\"%.0f\" fill=\"%s\" transform=\"rotate(-90 %.1f %.0f)\">%s</text>\n",
-                   x, x, lat_y, bar_y + bar_h, marks[i].colour, x - 3, lat_y + 150, marks[i].colour, x - 3,
-                   lat_y + 150, marks[i].label);
+                   x, x, lat_y, bar_y + bar_h, marks[i].colour, x - 3, ly, marks[i].colour, x - 3, ly,
+                   marks[i].label);
     }
     if (d->t_first_fail >= 0) {
         int64_t end = d->t_first_ok >= 0 ? d->t_first_ok : span;

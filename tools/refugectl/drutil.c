@@ -116,15 +116,15 @@ int ctl_route(struct ctl_cluster *c, struct ctl_node *n, enum ctl_route how, con
     return rc;
 }
 
-int ctl_node_role(struct ctl_cluster *c, struct ctl_node *n, const char *action, int timeout_ms, char *err,
-                  size_t errlen)
+int ctl_node_role(struct ctl_cluster *c, struct ctl_node *n, const char *action, json_t *body, int timeout_ms,
+                  char *err, size_t errlen)
 {
     char path[64];
     json_t *resp = NULL;
     int status = 0, rc;
 
     snprintf(path, sizeof path, "/admin/v1/node/%s", action);
-    rc = ctl_node_call(c, n, "POST", path, NULL, timeout_ms, &status, &resp, err, errlen);
+    rc = ctl_node_call(c, n, "POST", path, body, timeout_ms, &status, &resp, err, errlen);
     if (rc < 0)
         goto out;
     if (status >= 200 && status < 300) {

@@ -264,7 +264,7 @@ static enum fo_state fence_nodes(struct fo *f)
         if (i == f->ti || !f->must_demote[i])
             continue;
         int64_t t0 = time_mono_us();
-        int rc = ctl_node_role(c, n, "demote", (int)c->fence_timeout_ms, err, sizeof err);
+        int rc = ctl_node_role(c, n, "demote", NULL, (int)c->fence_timeout_ms, err, sizeof err);
         if (rc < 0 && rc != -EALREADY) {
             ctl_warn("%s did not accept demote within %lld ms (%s): it stays fenced at the front door and steps "
                      "down when it sees epoch %lld", n->name, (long long)c->fence_timeout_ms, err,
@@ -327,8 +327,15 @@ static enum fo_state promote(struct fo *f)
     char err[512];
     int64_t t0 = time_mono_us();
 
-    int rc = ctl_node_role(c, f->target, "promote", (int)(c->request_timeout_ms + c->catchup_timeout_ms), err,
-                           sizeof err);
+    /* No old active was demoted: it is dead or cut off and will not stream
+     * from the target soon. In remote_write / remote_apply the target may
+     * acknowledge writes without a standby until one connects (the engine
+     * reports the degraded state); otherwise writes would wait for the old
+     * region to come back. A node that does not know the flag ignores it. */
+    json_t *body = json_pack("{s:s, s:b}", "reason", "failover", "allow_standalone", f->demoted_lsn < 0);
+    int rc = ctl_node_role(c, f->target, "promote", body, (int)(c->request_timeout_ms + c->catchup_timeout_ms),
+                           err, sizeof err);
+    json_decref(body);
     if (rc < 0 && rc != -EALREADY)
         return fail(f, FO_FAILED, "promote %s: %s. Other nodes stay fenced; re-run the same command", f->target->name,
                     err);
@@ -376,6 +383,7 @@ static enum fo_state verify(struct fo *f)
 
 int ctl_failover(struct ctl_cluster *c, const struct ctl_failover_opts *o, struct ctl_failover_result *r)
 {
+    int64_t t_begin = ctl_elapsed_ms();
     struct fo f = { .c = c, .o = o, .r = r, .demoted_lsn = -1, .old_known_ms = -1 };
     enum fo_state s = FO_OBSERVE, next;
 
@@ -410,7 +418,7 @@ int ctl_failover(struct ctl_cluster *c, const struct ctl_failover_opts *o, struc
         r->lost_records = r->old_lsn > r->target_lsn ? r->old_lsn - r->target_lsn : 0;
         r->lost_window_ms = r->lost_records ? f.old_known_ms : 0;
     }
-    r->total_ms = ctl_elapsed_ms();
+    r->total_ms = ctl_elapsed_ms() - t_begin;
     r->rc = s == FO_DONE ? CTL_OK : s == FO_REFUSED ? CTL_REFUSED : CTL_FAIL;
     ctl_view_free(&f.v);
     return r->rc;
@@ -477,11 +485,17 @@ int ctl_failover_run(int argc, char **argv)
         if (r.lost_records < 0)
             printf("data-loss window: unknown (old active unreachable, no position reported by %s); %s had lsn "
                    "%lld\n", o.target, o.target, (long long)r.target_lsn);
+        else if (r.lost_records == 0)
+            printf("data-loss window: 0 transaction(s) (%s at lsn %lld, old active last known at lsn %lld)\n",
+                   o.target, (long long)r.target_lsn, (long long)r.old_lsn);
+        else if (r.lost_window_ms >= 0)
+            printf("data-loss window: %lld transaction(s) spanning %lld ms (%s at lsn %lld, old active last known "
+                   "at lsn %lld); rejoin exports them\n", (long long)r.lost_records, (long long)r.lost_window_ms,
+                   o.target, (long long)r.target_lsn, (long long)r.old_lsn);
         else
-            printf("data-loss window: %lld transaction(s), %s%lld ms (%s at lsn %lld, old active last known at lsn "
-                   "%lld)\n", (long long)r.lost_records, r.lost_window_ms < 0 ? "time unknown " : "",
-                   (long long)(r.lost_window_ms < 0 ? 0 : r.lost_window_ms), o.target, (long long)r.target_lsn,
-                   (long long)r.old_lsn);
+            printf("data-loss window: %lld transaction(s), time span unknown (%s at lsn %lld, old active last known "
+                   "at lsn %lld); rejoin exports them\n", (long long)r.lost_records, o.target,
+                   (long long)r.target_lsn, (long long)r.old_lsn);
         if (r.old_active[0])
             printf("next: when %s is back, `refugectl rejoin %s`\n", r.old_active, r.old_active);
     } else {

@@ -20,6 +20,7 @@ static const struct ctl_command commands[] = {
     { "rejoin", "bring a recovered old primary back as a standby", ctl_rejoin_run, ctl_rejoin_usage },
     { "drill", "a measured DR test: load, kill, failover, rejoin, switchover back", ctl_drill_run,
       ctl_drill_usage },
+    { "seal-secret", "seal a secret (stdin) with the master key for an artifact", ctl_seal_run, ctl_seal_usage },
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

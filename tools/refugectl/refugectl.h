@@ -46,6 +46,9 @@ void ctl_rejoin_usage(FILE *f);
 /* drill.c */
 int ctl_drill_run(int argc, char **argv);
 void ctl_drill_usage(FILE *f);
+/* seal.c */
+int ctl_seal_run(int argc, char **argv);
+void ctl_seal_usage(FILE *f);
 
 /* ---- out.c: terminal output and the step journal ------------------------
  * Colour only when stdout is a terminal (and NO_COLOR is unset). Every step

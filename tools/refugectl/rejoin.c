@@ -158,7 +158,7 @@ static enum rj_state demote(struct rj *j)
                  (long long)j->now.epoch);
         return RJ_SYNC;
     }
-    int rc = ctl_node_role(c, j->node, "demote", (int)c->request_timeout_ms, err, sizeof err);
+    int rc = ctl_node_role(c, j->node, "demote", NULL, (int)c->request_timeout_ms, err, sizeof err);
     if (rc < 0 && rc != -EALREADY)
         return fail(j, RJ_FAILED, "demote %s: %s", j->node->name, err);
     j->r->demoted = true;
@@ -296,6 +296,7 @@ static enum rj_state release(struct rj *j)
 
 int ctl_rejoin(struct ctl_cluster *c, const char *name, struct ctl_rejoin_result *r)
 {
+    int64_t t_begin = ctl_elapsed_ms();
     struct rj j = { .c = c, .r = r };
     enum rj_state st = RJ_OBSERVE, next;
 
@@ -322,7 +323,7 @@ int ctl_rejoin(struct ctl_cluster *c, const char *name, struct ctl_rejoin_result
             ctl_step(state_names[next], "in %s: %s", state_names[st], r->reason);
         st = next;
     }
-    r->total_ms = ctl_elapsed_ms();
+    r->total_ms = ctl_elapsed_ms() - t_begin;
     ctl_status_free(&j.now);
     ctl_view_free(&j.v);
     return r->rc = st == RJ_DONE ? CTL_OK : st == RJ_REFUSED ? CTL_REFUSED : CTL_FAIL;

@@ -175,7 +175,7 @@ static enum so_state stop_writes(struct so *s)
     struct ctl_status src;
     char err[512];
 
-    int rc = ctl_node_role(c, s->source, "demote", (int)c->request_timeout_ms, err, sizeof err);
+    int rc = ctl_node_role(c, s->source, "demote", NULL, (int)c->request_timeout_ms, err, sizeof err);
     if (rc < 0 && rc != -EALREADY)
         return fail(s, SO_ROLLBACK, "demote %s: %s", s->source->name, err);
     s->demoted = true;
@@ -215,7 +215,7 @@ static enum so_state promote(struct so *s)
     char err[512];
     int64_t t0 = time_mono_us();
 
-    int rc = ctl_node_role(c, s->target, "promote", (int)(c->request_timeout_ms + c->catchup_timeout_ms), err,
+    int rc = ctl_node_role(c, s->target, "promote", NULL, (int)(c->request_timeout_ms + c->catchup_timeout_ms), err,
                            sizeof err);
     if (rc < 0 && rc != -EALREADY)
         return fail(s, SO_ROLLBACK, "promote %s: %s", s->target->name, err);
@@ -288,7 +288,7 @@ static enum so_state rollback(struct so *s)
     char err[512];
 
     ctl_warn("rolling back: %s", s->r->reason);
-    if (s->demoted && ctl_node_role(c, s->source, "promote", (int)(c->request_timeout_ms + c->catchup_timeout_ms),
+    if (s->demoted && ctl_node_role(c, s->source, "promote", NULL, (int)(c->request_timeout_ms + c->catchup_timeout_ms),
                                     err, sizeof err) < 0) {
         snprintf(s->r->reason + strlen(s->r->reason), sizeof s->r->reason - strlen(s->r->reason),
                  "; rollback promote of %s failed too (%s): run `refugectl failover --to %s`", s->source->name, err,
@@ -303,6 +303,7 @@ static enum so_state rollback(struct so *s)
 
 int ctl_switchover(struct ctl_cluster *c, const char *target, struct ctl_switchover_result *r)
 {
+    int64_t t_begin = ctl_elapsed_ms();
     struct so s = { .c = c, .r = r };
     enum so_state st = SO_OBSERVE, next;
 
@@ -331,7 +332,7 @@ int ctl_switchover(struct ctl_cluster *c, const char *target, struct ctl_switcho
             ctl_step(state_names[next], "in %s: %s", state_names[st], r->reason);
         st = next;
     }
-    r->total_ms = ctl_elapsed_ms();
+    r->total_ms = ctl_elapsed_ms() - t_begin;
     ctl_view_free(&s.v);
     return r->rc = st == SO_DONE ? CTL_OK : st == SO_REFUSED ? CTL_REFUSED : CTL_FAIL;
 }
