@@ -9,6 +9,7 @@
  * the keys of a transaction that then failed.
  */
 #include "admin/admin_internal.h"
+#include "repl/repl.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -118,10 +119,16 @@ void admin_respond_errno(struct http_request *req, int rc, const char *msg, cons
         http_respond_error(req, 409, "conflict", msg ? msg : "already exists");
         break;
     case -EROFS:
-        http_respond_error(req, 503, "temporarily_unavailable", STANDBY_MSG);
+    case -EBUSY: {
+        /* Replication's words: the active node's name, or how far behind the standby is. */
+        char why[256];
+        const char *text = repl_write_error(req->route_data, rc, why, sizeof(why));
+        http_add_header(req, "Retry-After", "1");
+        http_respond_error(req, 503, "temporarily_unavailable",
+                           text ? arena_strdup(&req->arena, text) : rc == -EROFS ? STANDBY_MSG : "busy; retry");
         break;
+    }
     case -EAGAIN:
-    case -EBUSY:
         http_add_header(req, "Retry-After", "1");
         http_respond_error(req, 503, "temporarily_unavailable", "the write queue is full; retry");
         break;

@@ -61,6 +61,11 @@ static const struct cfg_key keys[] = {
     K("replication", "replicate_tokens", CFG_BOOL, replicate_tokens, "true", 0, 0, NULL, false,
       "refresh/opaque tokens and revocations survive a failover"),
 
+    K("replication", "retain_ms", CFG_DURATION, retain_ms, "15m", 0, 604800000, NULL, false,
+      "keep acknowledged log records this long (rewind and catch-up window)"),
+    K("replication", "retain_bytes", CFG_SIZE, retain_bytes, "256M", 0, (int64_t)1 << 40, NULL, false,
+      "and at most this many bytes of them"),
+
     K("dr", "rpo_target_ms", CFG_DURATION, rpo_target_ms, "1s", 0, 86400000, NULL, false, "RPO objective"),
     K("dr", "rto_target_ms", CFG_DURATION, rto_target_ms, "30s", 0, 86400000, NULL, false, "RTO objective"),
 

@@ -42,6 +42,8 @@ struct refuge_conf {
     bool insecure_plaintext;
     bool replicate_sessions;
     bool replicate_tokens;
+    int64_t retain_ms;
+    int64_t retain_bytes;
     /* [dr] */
     int64_t rpo_target_ms;
     int64_t rto_target_ms;

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "identity/keyring.h"
 #include "oauth/oauth_internal.h"
+#include "repl/repl.h"
 
 /* ------------------------------------------------------------ responses */
 
@@ -45,7 +46,12 @@ void oauth_respond_err(struct http_request *req, int status, const char *code, c
 
 void oauth_respond_write_error(struct http_request *req, int rc)
 {
-    if (rc == -EROFS)
+    char why[256];
+    const char *text = (rc == -EROFS || rc == -EBUSY) ? repl_write_error(req->route_data, rc, why, sizeof(why))
+                                                      : NULL;
+    if (text)
+        oauth_respond_err(req, 503, "temporarily_unavailable", arena_strdup(&req->arena, text));
+    else if (rc == -EROFS)
         oauth_respond_err(req, 503, "temporarily_unavailable",
                           "this node is a standby; writes go to the active region");
     else if (rc == -EAGAIN)

@@ -35,8 +35,6 @@
 #define REPL_BATCH_RECORDS 1000       /* records read per RECORDS frame, at most */
 #define REPL_RING 8192                /* recent records' commit times, by lsn */
 #define REPL_MAX_SESSIONS 4           /* accepted connections at once */
-#define REPL_RETAIN_MS_DEFAULT (15 * 60 * 1000)
-#define REPL_RETAIN_BYTES_DEFAULT (256LL << 20)
 #define REPL_PRUNE_BATCH 2000
 
 struct repl_waiter {

@@ -1069,8 +1069,9 @@ int repl_start(struct node *n, char *err, size_t errlen)
     r->has_peer = c->repl_peer != NULL;
     r->data_dir = xstrdup(c->data_dir);
     r->db_path = xasprintf("%s/refuge.db", c->data_dir);
-    r->retain_ms = env_i64("REFUGE_REPL_RETAIN_MS", REPL_RETAIN_MS_DEFAULT);
-    r->retain_bytes = env_i64("REFUGE_REPL_RETAIN_BYTES", REPL_RETAIN_BYTES_DEFAULT);
+    /* [replication] retain_ms / retain_bytes; the environment overrides them in tests. */
+    r->retain_ms = env_i64("REFUGE_REPL_RETAIN_MS", c->retain_ms);
+    r->retain_bytes = env_i64("REFUGE_REPL_RETAIN_BYTES", c->retain_bytes);
     r->corrupt_frame = (int)env_i64("REFUGE_TEST_CORRUPT_FRAME", 0);
     r->corrupt_record = (int)env_i64("REFUGE_TEST_CORRUPT_RECORD", 0);
     atomic_init(&r->stopping, false);

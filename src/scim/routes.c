@@ -5,6 +5,7 @@
  * error conventions.
  */
 #include "scim/scim.h"
+#include "repl/repl.h"
 
 #include <errno.h>
 #include <string.h>
@@ -55,13 +56,22 @@ void scim_respond_errno(struct http_request *req, int rc, const char *scim_type,
         scim_respond_error(req, 412, NULL, detail ? detail : "the resource has changed (If-Match does not match)");
         return;
     case -EROFS:
-        j = scim_error_json(503, NULL, SCIM_STANDBY_MSG);
+    case -EBUSY: {
+        char why[256];
+        const char *text = repl_write_error(req->route_data, rc, why, sizeof(why));
+        if (!text && rc == -EBUSY)
+            goto busy;
+        if (!text)
+            text = SCIM_STANDBY_MSG;
+        j = scim_error_json(503, NULL, text);
         json_object_set_new(j, "error", json_string("temporarily_unavailable"));
-        json_object_set_new(j, "error_description", json_string(SCIM_STANDBY_MSG));
+        json_object_set_new(j, "error_description", json_string(text));
+        http_add_header(req, "Retry-After", "1");
         scim_respond(req, 503, j);
         return;
+    }
     case -EAGAIN:
-    case -EBUSY:
+    busy:
         http_add_header(req, "Retry-After", "1");
         scim_respond_error(req, 503, NULL, "the server is busy; retry");
         return;

@@ -226,12 +226,12 @@ class _Pipe:
 
     def writer(self):
         try:
-            while not self.link.closed:
+            while not self.link.closed and not self.dead:
                 with self.cv:
-                    while not self.q and not self.eof and not self.link.closed:
+                    while not self.q and not self.eof and not self.link.closed and not self.dead:
                         self.cv.wait(0.05)
                     if not self.q:
-                        if self.eof or self.link.closed:
+                        if self.eof or self.link.closed or self.dead:
                             break
                         continue
                     due, d = self.q[0]
@@ -243,6 +243,8 @@ class _Pipe:
                     time.sleep(min(due - now, 0.05))
                     continue
                 with self.cv:
+                    if not self.q or self.q[0][1] is not d:
+                        continue        # reset() dropped it
                     self.q.popleft()
                 rate = self.link.rate
                 if rate:
@@ -280,6 +282,7 @@ class WanLink:
         self.closed = False
         self.lock = threading.Lock()
         self.socks = []
+        self.pipes = []
         self.lsocks = {}
         self.netem = False
         self.partitions = 0
@@ -325,6 +328,23 @@ class WanLink:
         self.topo.blackhole_repl(False)
         self.cut.clear()
 
+    def reset(self):
+        """Drops every relayed connection and whatever it still held (a region whose
+        network died: its packets in flight never arrive). Call it while cut."""
+        with self.lock:
+            socks, self.socks = self.socks, []
+            pipes, self.pipes = self.pipes, []
+        for p in pipes:
+            p.dead = True
+            with p.cv:
+                p.q.clear()
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
     def _accept(self, ls, target):
         while not self.closed:
             if self.cut.is_set():
@@ -345,9 +365,11 @@ class WanLink:
             except OSError:
                 c.close()
                 continue
+            pipes = (_Pipe(self, c, u), _Pipe(self, u, c))
             with self.lock:
                 self.socks += [c, u]
-            for p in (_Pipe(self, c, u), _Pipe(self, u, c)):
+                self.pipes += pipes
+            for p in pipes:
                 threading.Thread(target=p.reader, daemon=True).start()
                 threading.Thread(target=p.writer, daemon=True).start()
 

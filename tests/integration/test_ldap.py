@@ -8,28 +8,36 @@ ${region.ldap_url}, so each region's node talks to its own directory.
 
 What is checked: the password grant with DOMAIN/username (claims, groups,
 refresh, userinfo), refusals that look alike, LDAP injection through the user
-name, tenants and internal users unaffected, TLS (ldaps and StartTLS with a
-CA file), a directory that hangs or dies (a fast 503 while internal users
-and other directories keep working; metrics and node status tell), and DR:
-contextCSN equal in both regions after sync, and after a failover region B's
-promoted node signs users in through region B's directory.
+name, tenants and internal users unaffected, a userstore of another tenant
+(the file's `tenant` key), the browser sign-in (login form, SSO session, code
+grant) as DOMAIN/username, SCIM's read-only view of directory users (lists
+routed by a userName filter, reads by id, writes refused), a bind_password
+sealed by `refugectl seal-secret`, TLS (ldaps and StartTLS with a CA file), a
+directory that hangs or dies (a fast 503 while internal users and other
+directories keep working; metrics and node status tell), and DR: contextCSN
+equal in both regions after sync, and after a failover region B's promoted
+node signs users in through region B's directory.
 """
 import base64
+import hashlib
+import html.parser
 import json
 import os
+import secrets
 import sqlite3
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 
 import pytest
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ldap"))
-from refuge import REFUGED, Node, free_port  # noqa: E402
+from refuge import REFUGECTL, REFUGED, Node, free_port  # noqa: E402
 from slapd import SERVICE_DN, SERVICE_PW, SUFFIX, USERS_LDIF, Slapd, make_ca  # noqa: E402
 
 PASSWORD = "internal user pw 1"
@@ -147,10 +155,23 @@ class Env:
             data["scope"] = scope
         return self.node.post(prefix(tenant) + "/oauth2/token", data=data, auth=(c["client_id"], c["client_secret"]))
 
-    def refresh(self, rt, client=None):
+    def refresh(self, rt, client=None, tenant=None):
         c = client or self.client
-        return self.node.post("/oauth2/token", data={"grant_type": "refresh_token", "refresh_token": rt},
+        return self.node.post(prefix(tenant) + "/oauth2/token",
+                              data={"grant_type": "refresh_token", "refresh_token": rt},
                               auth=(c["client_id"], c["client_secret"]))
+
+    def tenant(self, name):
+        """Tenant `name`, created unless it exists."""
+        r = self.node.post("/admin/v1/tenants", json={"name": name, "display_name": name.title()},
+                           headers=auth(self.tok))
+        assert r.status_code in (201, 409), r.text
+        return name
+
+    def artifact(self, path):
+        r = self.node.get("/admin/v1/artifacts", headers=auth(self.tok))
+        assert r.status_code == 200, r.text
+        return next((a for a in r.json()["artifacts"] if a["path"] == path), None)
 
     def internal_user(self, username, tenant="default"):
         if self._hash is None:
@@ -306,8 +327,7 @@ def test_internal_users_and_tenants_unaffected(env):
     env.internal_user("other/bob")
     assert env.password("other/bob", PASSWORD, scope="openid").status_code == 200
     # corp belongs to the default tenant, not to acme
-    r = env.node.post("/admin/v1/tenants", json={"name": "acme", "display_name": "Acme"}, headers=auth(env.tok))
-    assert r.status_code == 201, r.text
+    env.tenant("acme")
     c = env.make_client(tenant="acme", scopes=["openid"])
     assert_error(env.password("corp/alice", "alice-pw", scope="openid", client=c, tenant="acme"), 400,
                  "invalid_grant")
@@ -347,6 +367,362 @@ def test_tls_ldaps_and_starttls(env, dirs, tmp_path):
     for name in ("secure", "stls", "badca"):
         os.unlink(os.path.join(art_dir(env.node), "userstores/%s.conf" % name))
     wait_for(lambda: env.store("secure") is None, what="secure removed")
+
+
+# ---------------------------------------------------------------- tenants
+
+def test_userstore_of_another_tenant(env, dirs):
+    a = dirs[0]
+    env.tenant("acme")
+    write_artifact(env.node, "userstores/acme.conf", userstore_conf(tenant="acme"))
+    try:
+        s = env.wait_store("acme", tenant="acme")
+        assert s["url"] == a.url
+        c = env.make_client(tenant="acme")
+        r = env.password("acme/alice", "alice-pw", client=c, tenant="acme")
+        assert r.status_code == 200, r.text
+        at = claims(r.json()["access_token"])
+        assert at["iss"] == env.node.url + "/t/acme"
+        assert at["sub"] == "ldap:acme:" + a.entry_uuid("alice")
+        assert at["groups"] == ["admins", "staff"]
+        assert claims(r.json()["id_token"])["preferred_username"] == "acme/alice"
+        rr = env.refresh(r.json()["refresh_token"], client=c, tenant="acme")
+        assert rr.status_code == 200, rr.text
+        assert claims(rr.json()["access_token"])["sub"] == at["sub"]
+        u = env.node.get("/t/acme/oauth2/userinfo", headers=auth(r.json()["access_token"]))
+        assert u.status_code == 200 and u.json()["email"] == "alice@example.org", u.text
+
+        # in tenant default, "acme/alice" is no directory user: an internal
+        # name nobody has, refused like any unknown user
+        unknown = assert_error(env.password("acme/alice", "alice-pw"), 400, "invalid_grant")
+        assert unknown["error_description"] == "invalid username or password"
+        assert metric(env.node, "refuge_ldap_requests_total", store="acme", result="ok") >= 2
+
+        # the tenant must be a tenant name: the file is rejected, the last good one stays
+        write_artifact(env.node, "userstores/acme.conf", userstore_conf(tenant="Acme Corp"))
+        bad = wait_for(lambda: (lambda x: x if x and x["status"] == "rejected" else None)(
+            env.artifact("userstores/acme.conf")), what="acme.conf rejected")
+        assert "userstore.tenant" in bad["last_error"] and "tenant name" in bad["last_error"], bad
+        assert env.password("acme/bob", "bob-pw", client=c, tenant="acme").status_code == 200
+    finally:
+        os.unlink(os.path.join(art_dir(env.node), "userstores/acme.conf"))
+    wait_for(lambda: env.store("acme") is None, what="acme removed")
+
+
+# ------------------------------------------------------- browser sign-in
+
+RP = "https://rp.example/cb"
+
+
+class Form(html.parser.HTMLParser):
+    """The first form of a page: its action and every input's value; and
+    the page's error message (class "error")."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.action, self.fields, self.error, self._in_error = None, {}, "", False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and self.action is None:
+            self.action = a.get("action")
+        if tag == "input" and a.get("name"):
+            self.fields[a["name"]] = a.get("value", "")
+        if "error" in (a.get("class") or "").split():
+            self._in_error = True
+
+    def handle_data(self, data):
+        if self._in_error:
+            self.error += data
+
+    def handle_endtag(self, tag):
+        self._in_error = False
+
+
+def b64e(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+class Browser:
+    """A cookie-keeping client signing in to `client` of `tenant` with PKCE."""
+
+    def __init__(self, node, client, tenant=None):
+        self.node, self.client, self.prefix = node, client, prefix(tenant)
+        self.s = requests.Session()
+
+    def authorize(self):
+        self.verifier = b64e(secrets.token_bytes(48))
+        self.nonce = secrets.token_urlsafe(12)
+        q = {"client_id": self.client["client_id"], "redirect_uri": RP, "response_type": "code",
+             "scope": "openid profile email groups", "state": "st-1", "nonce": self.nonce,
+             "code_challenge": b64e(hashlib.sha256(self.verifier.encode()).digest()),
+             "code_challenge_method": "S256"}
+        return self.s.get(self.node.url + self.prefix + "/oauth2/authorize", params=q, allow_redirects=False,
+                          timeout=10)
+
+    def login(self, page, username, password):
+        f = Form(page.text)
+        assert f.action and "csrf_token" in f.fields, page.text[:500]
+        data = dict(f.fields, username=username, password=password)
+        return self.s.post(self.node.url + f.action, data=data, allow_redirects=False, timeout=15)
+
+    def code(self, r):
+        assert r.status_code == 302, (r.status_code, r.text[:500])
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers["Location"]).query))
+        assert q.get("state") == "st-1" and "code" in q, q
+        return q["code"]
+
+    def token(self, code):
+        return requests.post(self.node.url + self.prefix + "/oauth2/token", timeout=15, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": RP,
+            "client_id": self.client["client_id"], "code_verifier": self.verifier})
+
+
+def web_client(env, tenant=None):
+    return env.make_client(tenant=tenant, type="public", redirect_uris=[RP],
+                           grant_types=["authorization_code", "refresh_token"])
+
+
+def test_browser_login_as_directory_user(env, dirs):
+    a = dirs[0]
+    c = web_client(env)
+    b = Browser(env.node, c)
+    page = b.authorize()
+    assert page.status_code == 200 and "csrf_token" in page.text, page.text[:300]
+    r = b.login(page, "corp/alice", "alice-pw")
+    tok = b.token(b.code(r))
+    assert tok.status_code == 200, tok.text
+    body = tok.json()
+    idt, at = claims(body["id_token"]), claims(body["access_token"])
+    sub = "ldap:corp:" + a.entry_uuid("alice")
+    assert idt["sub"] == at["sub"] == sub
+    assert idt["nonce"] == b.nonce and idt["aud"] == c["client_id"]
+    assert idt["preferred_username"] == "corp/alice"
+    assert idt["name"] == "Alice Liddell" and idt["email"] == "alice@example.org"
+    assert at["groups"] == ["admins", "staff"]
+    # the session row names the directory user
+    db = sqlite3.connect(os.path.join(env.node.data_dir, "refuge.db"), timeout=10)
+    try:
+        rows = db.execute("SELECT user_id FROM sso_sessions WHERE user_id = ?", (sub,)).fetchall()
+    finally:
+        db.close()
+    assert len(rows) == 1
+    # a refresh reads the directory again
+    rr = requests.post(env.node.url + "/oauth2/token", timeout=15, data={
+        "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "client_id": c["client_id"]})
+    assert rr.status_code == 200 and claims(rr.json()["access_token"])["sub"] == sub, rr.text
+
+    # SSO: the next authorization request gets a code without the form
+    r2 = b.authorize()
+    tok2 = b.token(b.code(r2))
+    assert tok2.status_code == 200, tok2.text
+    idt2 = claims(tok2.json()["id_token"])
+    assert idt2["sub"] == sub and idt2["auth_time"] == idt["auth_time"] and idt2["sid"] == idt["sid"]
+
+    # refusals read like an internal user's: a wrong directory password and
+    # an unknown internal user get the same form and message
+    other = Browser(env.node, c)
+    wrong = other.login(other.authorize(), "corp/alice", "wrong")
+    unknown = other.login(other.authorize(), "nobody-here", "wrong")
+    assert wrong.status_code == unknown.status_code == 401
+    assert Form(wrong.text).error.strip() == Form(unknown.text).error.strip() != ""
+    assert "csrf_token" in Form(wrong.text).fields
+
+    # a user who leaves the directory between sign-in and code redemption gets no tokens
+    a.add_user("gina", "gina-pw", mail="gina@example.org")
+    g = Browser(env.node, c)
+    code = g.code(g.login(g.authorize(), "corp/gina", "gina-pw"))
+    a.modify("dn: uid=gina,ou=people,%s\nchangetype: delete\n" % SUFFIX)
+    assert_error(g.token(code), 400, "invalid_grant")
+
+
+def test_browser_login_directory_down(env):
+    """A directory nobody answers for: the form again with a 503, at once,
+    and the tenant's internal users still sign in."""
+    env.tenant("bravo")
+    dead = "ldap://127.0.0.1:%d" % free_port()          # nothing listens there
+    write_artifact(env.node, "userstores/dead.conf", userstore_conf(url=dead, tenant="bravo"))
+    try:
+        env.wait_store("dead", tenant="bravo")
+        c = web_client(env, tenant="bravo")
+        b = Browser(env.node, c, tenant="bravo")
+        t0 = time.monotonic()
+        r = b.login(b.authorize(), "dead/alice", "alice-pw")
+        assert r.status_code == 503, r.text[:300]
+        assert time.monotonic() - t0 < 1.5
+        assert "directory" in Form(r.text).error and "csrf_token" in Form(r.text).fields
+        env.internal_user("ivan", tenant="bravo")
+        ok = Browser(env.node, c, tenant="bravo")
+        tok = ok.token(ok.code(ok.login(ok.authorize(), "ivan", PASSWORD)))
+        assert tok.status_code == 200, tok.text
+
+        # SCIM on the same directory: 503 with Retry-After, not a hang
+        t0 = time.monotonic()
+        r = env.node.get("/t/bravo/scim2/Users", params={"filter": 'userName sw "dead/"'}, headers=auth(env.tok))
+        assert r.status_code == 503 and r.headers.get("Retry-After"), r.text
+        assert "dead" in r.json()["detail"] and time.monotonic() - t0 < 1.5
+    finally:
+        os.unlink(os.path.join(art_dir(env.node), "userstores/dead.conf"))
+
+
+# ------------------------------------------------------------------ SCIM
+
+READ_ONLY = "users of an LDAP userstore are read-only: change them in the directory"
+SCIM_JSON = {"Content-Type": "application/scim+json"}
+
+
+def directory_users(slapd):
+    """{userName: entry} of region A's directory, read with ldapsearch (not our code)."""
+    out = {}
+    for dn, e in (slapd.search("ou=people," + SUFFIX, "one", "(objectClass=inetOrgPerson)",
+                               ["uid", "mail", "entryUUID"]) or {}).items():
+        out["corp/" + e["uid"][0]] = e
+    return out
+
+
+def scim_users(env, filt, **params):
+    r = env.node.get("/scim2/Users", params=dict(params, filter=filt), headers=auth(env.tok))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_scim_lists_and_reads_directory_users(env, dirs):
+    a = dirs[0]
+    want = directory_users(a)
+    assert {"corp/alice", "corp/bob", "corp/carol"} <= set(want)
+
+    # the whole store, ordered by userName
+    lst = scim_users(env, 'userName sw "corp/"')
+    names = [u["userName"] for u in lst["Resources"]]
+    assert lst["totalResults"] == len(want) and names == sorted(want), (names, sorted(want))
+    alice = next(u for u in lst["Resources"] if u["userName"] == "corp/alice")
+    aid = "ldap:corp:" + a.entry_uuid("alice")
+    assert alice["id"] == aid and alice["emails"][0]["value"] == "alice@example.org"
+    assert sorted(g["display"] for g in alice["groups"]) == ["admins", "staff"]
+    assert alice["meta"]["location"] == env.node.url + "/scim2/Users/" + aid
+    assert alice["meta"]["userStore"] == "corp" and "password" not in alice
+
+    # paging and order
+    page = scim_users(env, 'userName sw "corp/"', startIndex=2, count=1)
+    assert page["totalResults"] == len(want) and page["startIndex"] == 2 and page["itemsPerPage"] == 1
+    assert page["Resources"][0]["userName"] == sorted(want)[1]
+    desc = scim_users(env, 'userName sw "corp/"', sortBy="userName", sortOrder="descending")
+    assert [u["userName"] for u in desc["Resources"]] == sorted(want, reverse=True)
+    assert scim_users(env, 'userName sw "corp/"', count=0)["Resources"] == []
+
+    # one user by name (case-insensitive, like userName), and the whole filter applies
+    one = scim_users(env, 'userName eq "CORP/alice"')
+    assert [u["id"] for u in one["Resources"]] == [aid]
+    assert scim_users(env, 'userName eq "corp/alice" and active eq false')["totalResults"] == 0
+    with_mail = scim_users(env, 'userName sw "corp/" and emails co "@example.org"')
+    assert sorted(u["userName"] for u in with_mail["Resources"]) == sorted(n for n, e in want.items() if "mail" in e)
+    prefix_al = scim_users(env, '(userName sw "corp/al")')
+    assert [u["userName"] for u in prefix_al["Resources"]] == ["corp/alice"]
+    assert scim_users(env, 'userName eq "corp/nobody"')["totalResults"] == 0
+    # attribute selection
+    sel = scim_users(env, 'userName eq "corp/alice"', attributes="userName")["Resources"][0]
+    assert set(sel) == {"schemas", "id", "userName"}, sel
+    # the same through POST /Users/.search
+    r = env.node.post("/scim2/Users/.search", headers=dict(auth(env.tok), **SCIM_JSON), json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": 'userName sw "corp/b"'})
+    assert r.status_code == 200 and [u["userName"] for u in r.json()["Resources"]] == ["corp/bob"], r.text
+    # directory lists sort by userName only
+    r = env.node.get("/scim2/Users", params={"filter": 'userName sw "corp/"', "sortBy": "emails"},
+                     headers=auth(env.tok))
+    assert r.status_code == 400 and r.json()["scimType"] == "invalidValue", r.text
+
+    # not routed: no such store, no userName pin, an `or`; the internal list is unchanged
+    assert scim_users(env, 'userName sw "nostore/"')["totalResults"] == 0
+    assert scim_users(env, 'userName eq "corp/alice" or userName eq "nobody"')["totalResults"] == 0
+    internal = env.node.get("/scim2/Users", headers=auth(env.tok)).json()
+    assert internal["totalResults"] >= 1
+    assert not any(u["id"].startswith("ldap:") for u in internal["Resources"])
+
+    # one user by id
+    r = env.node.get("/scim2/Users/" + aid, headers=auth(env.tok))
+    assert r.status_code == 200, r.text
+    assert r.json()["userName"] == "corp/alice" and r.json()["name"]["formatted"] == "Alice Liddell"
+    assert "ETag" not in r.headers
+    for missing in ("ldap:corp:" + str(uuid.uuid4()), "ldap:nostore:" + str(uuid.uuid4()), "ldap:corp:u:nobody"):
+        r = env.node.get("/scim2/Users/" + missing, headers=auth(env.tok))
+        assert r.status_code == 404, (missing, r.text)
+    # a user-name id (a directory without entryUUID) reads the same way
+    r = env.node.get("/scim2/Users/" + urllib.parse.quote("ldap:corp:u:bob"), headers=auth(env.tok))
+    assert r.status_code == 200 and r.json()["userName"] == "corp/bob", r.text
+
+
+def test_scim_refuses_writes_to_directory_users(env, dirs):
+    aid = "ldap:corp:" + dirs[0].entry_uuid("alice")
+    h = dict(auth(env.tok), **SCIM_JSON)
+    user = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "corp/alice"}
+    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+             "Operations": [{"op": "replace", "path": "displayName", "value": "Mallory"}]}
+    for method, kw in (("PUT", {"json": user}), ("PATCH", {"json": patch}), ("DELETE", {})):
+        r = env.node.request(method, "/scim2/Users/" + aid, headers=h, **kw)
+        assert r.status_code == 400, (method, r.text)
+        assert r.json()["scimType"] == "mutability" and r.json()["detail"] == READ_ONLY, r.text
+    # nothing changed in the directory
+    assert env.node.get("/scim2/Users/" + aid, headers=auth(env.tok)).json()["displayName"] == "Alice Liddell"
+    # a new user in the directory's domain is a write to the directory too
+    r = env.node.post("/scim2/Users", headers=h, json=dict(user, userName="corp/newbie"))
+    assert r.status_code == 400 and r.json()["detail"] == READ_ONLY, r.text
+    r = env.node.post("/scim2/Users", headers=h, json=dict(user, userName="nostore/newbie"))
+    assert r.status_code == 201, r.text
+
+    # /Me of a directory user: reads from the directory, writes refused
+    tok = env.password("corp/alice", "alice-pw", scope="openid").json()["access_token"]
+    r = env.node.get("/scim2/Me", headers=auth(tok))
+    assert r.status_code == 200 and r.json()["id"] == aid and r.json()["userName"] == "corp/alice", r.text
+    r = env.node.request("PATCH", "/scim2/Me", headers=dict(auth(tok), **SCIM_JSON), json=patch)
+    assert r.status_code == 400 and r.json()["scimType"] == "mutability", r.text
+
+
+# --------------------------------------------------------- sealed secrets
+
+def seal(secret, key_path):
+    r = subprocess.run([REFUGECTL, "seal-secret", "--master-key", key_path], input=secret + "\n",
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.strip()
+    assert out.startswith("sealed:") and secret not in out
+    return out
+
+
+def test_sealed_bind_password(env, tmp_path):
+    master = os.path.join(env.node.data_dir, "master.key")
+    sealed = seal(SERVICE_PW, master)
+    assert seal(SERVICE_PW, master) != sealed                    # a fresh nonce every time
+    write_artifact(env.node, "userstores/sealed.conf",
+                   userstore_conf().replace("bind_password = %s" % SERVICE_PW, "bind_password = %s" % sealed))
+    # sealed with a key no node has: the store is refused, with a clear error
+    other = str(tmp_path / "other.key")
+    with open(other, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(other, 0o600)
+    write_artifact(env.node, "userstores/sealedbad.conf",
+                   userstore_conf().replace("bind_password = %s" % SERVICE_PW,
+                                            "bind_password = %s" % seal(SERVICE_PW, other)))
+    try:
+        env.wait_store("sealed")
+        r = env.password("sealed/bob", "bob-pw")
+        assert r.status_code == 200, r.text
+        assert claims(r.json()["access_token"])["sub"].startswith("ldap:sealed:")
+        errs = wait_for(lambda: [e for e in env.status()["ldap"]["errors"]
+                                 if e["path"] == "userstores/sealedbad.conf"], what="sealedbad rejected")
+        assert "master key" in errs[0]["error"], errs
+        assert env.store("sealedbad") is None
+        assert SERVICE_PW not in json.dumps(env.status())
+        # the tool never makes a master key up, and reads the secret from stdin only
+        r = subprocess.run([REFUGECTL, "seal-secret", "--master-key", str(tmp_path / "none.key")], input="x\n",
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 1 and not os.path.exists(str(tmp_path / "none.key")), r.stderr
+        r = subprocess.run([REFUGECTL, "seal-secret", "--master-key", master], input="", capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 2, r.stderr
+    finally:
+        for name in ("sealed", "sealedbad"):
+            os.unlink(os.path.join(art_dir(env.node), "userstores/%s.conf" % name))
 
 
 # ---------------------------------------------------------------- failure
