@@ -363,7 +363,7 @@ static int run(struct drill *d, const char *report_dir)
 {
     struct ctl_cluster *c = d->c;
     struct ctl_node *a = NULL, *b = NULL;
-    char why[768], err[512];
+    char why[768] = "", err[512] = "";
     int64_t third = (int64_t)d->duration_s * 1000 / 3, lsn = 0;
     bool load = false;
 

@@ -463,6 +463,7 @@ int drill_verify(struct drill *d, struct ctl_node *n, char *err, size_t errlen)
     pthread_t th[VERIFY_THREADS];
     int started = 0;
 
+    err[0] = '\0';
     if (ctl_node_token(d->c, n, (int)d->c->request_timeout_ms, err, errlen) < 0)
         return -1;
     atomic_init(&j.next, 0);
