@@ -68,6 +68,7 @@ struct repl {
 
     atomic_bool stopping;
     atomic_bool armed;
+    atomic_bool demoting;             /* a demotion is under way: tx_admit refuses */
     pthread_mutex_t role_mu;
     pthread_mutex_t mu;
     pthread_cond_t cv;                /* (mu) lag, connection, ack, receiver changes */
@@ -99,6 +100,20 @@ struct repl {
     struct repl_waiter *w_head, *w_tail;
     size_t nwaiters;
     char pause_reason[200];
+    /* demotion drain (mu): > 0 while the demoted node's sender keeps
+     * streaming until the standby acknowledged this, its final lsn */
+    uint64_t drain_lsn;
+
+    /* standalone (active side): promoted by a failover that allowed it, no
+     * standby has caught up since; writes are acknowledged at local commit
+     * whatever the mode (repl.c, "Standalone"). The flag is read without mu
+     * on the writer thread; the rest is (mu). */
+    atomic_bool standalone;
+    uint64_t standalone_target;       /* > 0: leave once the standby acknowledged this lsn */
+    int64_t standalone_since_us;      /* wall clock */
+    int64_t standalone_warned_us;     /* monotonic: the last reminder in the log */
+    bool standalone_persisted;        /* repl_state standalone_epoch is set (house thread clears it) */
+    char standalone_reason[240];
 
     /* standby side (mu) */
     char active_name[REPL_NODE_NAME_MAX + 1];
@@ -128,6 +143,9 @@ void repl_on_ack(struct repl *r, struct db *db, const struct repl_ack *ack);
 /* A standby attached / detached (sender.c). */
 void repl_sender_attached(struct repl *r, struct repl_session *s, const char *name, uint64_t pos);
 void repl_sender_detached(struct repl *r, struct repl_session *s);
+/* The sender has sent everything up to sent, the tip when it looked
+ * (standalone: the standby's acknowledgement of it ends standalone). */
+void repl_sender_caught_up(struct repl *r, struct repl_session *s, uint64_t sent);
 /* Fencing: a peer runs a higher epoch. Demotes this node if it is active. */
 void repl_fence(struct repl *r, uint64_t peer_epoch, const char *peer);
 /* The standby saw a higher epoch: remember it (persisted). */

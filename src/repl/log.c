@@ -177,30 +177,60 @@ int repl_history_add(struct db *db, uint64_t epoch, uint64_t start_lsn)
     return rc < 0 ? rc : 0;
 }
 
-/* The last lsn of history entry i: one before the next epoch's start, or the
- * node's last lsn for its current epoch. */
-static uint64_t epoch_end(const struct repl_epoch_start *h, size_t n, size_t i, uint64_t last)
+/* Entry i holds no record: the next entry starts where it does (promoted,
+ * then demoted or fenced before a write), or it is the last entry and
+ * starts past the node's last lsn (promoted, nothing written yet). Such an
+ * entry says nothing about which epoch wrote which lsn, and only the node
+ * that was promoted has it: a standby learns epochs from the records it
+ * applies. Comparing histories skips these entries. */
+static bool entry_empty(const struct repl_epoch_start *h, size_t n, size_t i, uint64_t last)
 {
     if (i + 1 < n)
-        return h[i + 1].start_lsn > 0 ? h[i + 1].start_lsn - 1 : 0;
-    return last;
+        return h[i + 1].start_lsn <= h[i].start_lsn;
+    return h[i].start_lsn > last;
+}
+
+/* The first entry at or after i that holds records (n when none). */
+static size_t next_entry(const struct repl_epoch_start *h, size_t n, size_t i, uint64_t last)
+{
+    while (i < n && entry_empty(h, n, i, last))
+        i++;
+    return i;
+}
+
+/* The last lsn of the (non-empty) history entry i: one before the next
+ * entry's start, or the node's last lsn for its current epoch. */
+static uint64_t epoch_end(const struct repl_epoch_start *h, size_t n, size_t i, uint64_t last)
+{
+    uint64_t end = last;
+
+    if (i + 1 < n && h[i + 1].start_lsn > 0 && h[i + 1].start_lsn - 1 < end)
+        end = h[i + 1].start_lsn - 1;
+    return end;
 }
 
 uint64_t repl_history_common(const struct repl_epoch_start *a, size_t na, uint64_t a_last,
                              const struct repl_epoch_start *b, size_t nb, uint64_t b_last)
 {
-    size_t k = 0;
+    size_t i = next_entry(a, na, 0, a_last), j = next_entry(b, nb, 0, b_last);
+    size_t mi = 0, mj = 0;
+    bool matched = false;
     uint64_t ea, eb;
 
-    while (k < na && k < nb && a[k].epoch == b[k].epoch && a[k].start_lsn == b[k].start_lsn)
-        k++;
-    if (k == 0)
+    /* the longest run of equal leading entries that hold records */
+    while (i < na && j < nb && a[i].epoch == b[j].epoch && a[i].start_lsn == b[j].start_lsn) {
+        mi = i;
+        mj = j;
+        matched = true;
+        i = next_entry(a, na, i + 1, a_last);
+        j = next_entry(b, nb, j + 1, b_last);
+    }
+    if (!matched)
         return 0;
-    ea = epoch_end(a, na, k - 1, a_last);
-    eb = epoch_end(b, nb, k - 1, b_last);
-    /* An entry k that exists on one side only ends that side's epoch k-1
-     * early even when the other side's end is its last lsn: epoch_end
-     * already reads the next start for the side that has one. */
+    /* within the last common epoch, the lower end; a side that moved on to
+     * another epoch ends it where that epoch starts */
+    ea = epoch_end(a, na, mi, a_last);
+    eb = epoch_end(b, nb, mj, b_last);
     return ea < eb ? ea : eb;
 }
 

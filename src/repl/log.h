@@ -60,10 +60,14 @@ int repl_history_add(struct db *db, uint64_t epoch, uint64_t start_lsn);
  * The last position two nodes have in common, from their epoch histories
  * and last lsns alone (the chained hash then proves it): the longest run of
  * equal leading history entries decides the epoch, and within it the lower
- * of the two nodes' ends. 0 when they share no epoch.
+ * of the two nodes' ends. 0 when they share no epoch. Entries that hold no
+ * record (an epoch promoted then left before its first write; only the
+ * promoted node has it) are skipped on both sides.
  *
  *   a: (1,1) (2,100)        last 180
  *   b: (1,1) (2,100) (3,150) last 200   -> 149: a's 150..180 are divergent
+ *   a: (1,1) (2,50) (3,50)  last 392    (epoch 2 empty: promoted, demoted)
+ *   b: (1,1) (3,50)         last 392    -> 392: nothing divergent
  */
 uint64_t repl_history_common(const struct repl_epoch_start *a, size_t na, uint64_t a_last,
                              const struct repl_epoch_start *b, size_t nb, uint64_t b_last);

@@ -23,6 +23,16 @@
  *                 and `applied` are the same position and both modes wait
  *                 for the same ACK (one round trip per batch, not per write).
  *
+ * Standalone: a promotion asked with allow_standalone (refugectl failover
+ * after losing the active's region) turns gating off: every batch is
+ * acknowledged at local commit and the async lag bound is lifted, because
+ * the operator accepted that there is no second copy until the old region
+ * returns. It ends by itself when a standby has connected and acknowledged
+ * the position the sender had caught up to (or the tip when it attached);
+ * from the next batch on the configured mode applies again. Demotion ends
+ * it too. It survives a restart in the same epoch (repl_state
+ * standalone_epoch). A promotion without the flag is strict.
+ *
  * Roles: promotion and demotion run under role_mu. Promotion persists
  * epoch + 1 and its epoch_history entry before the store turns writable;
  * demotion makes the store read-only before anything else. Fencing is a
@@ -268,7 +278,8 @@ static void hook_end(void *arg, int committed)
 
 static bool gating(struct repl *r)
 {
-    return atomic_load(&r->armed) && r->has_peer && atomic_load(&r->n->role) == NODE_ACTIVE;
+    return atomic_load(&r->armed) && r->has_peer && atomic_load(&r->n->role) == NODE_ACTIVE &&
+           !atomic_load(&r->standalone);
 }
 
 static void deadline_ts(int64_t mono_deadline_us, struct timespec *ts)
@@ -299,7 +310,7 @@ static int hook_admit(void *arg, size_t njobs)
             rc = -ESHUTDOWN;
             break;
         }
-        if (atomic_load(&r->n->role) != NODE_ACTIVE) {
+        if (atomic_load(&r->n->role) != NODE_ACTIVE || atomic_load(&r->demoting)) {
             rc = -EROFS;
             break;
         }
@@ -402,10 +413,70 @@ static struct repl_waiter *take_expired(struct repl *r, int64_t now)
 
 /* --------------------------------------------------------------- acks */
 
+/* ----------------------------------------------------------- standalone */
+
+static uint64_t mode_acked(const struct repl *r)
+{
+    return r->conf->repl_mode == CONF_MODE_REMOTE_APPLY ? r->acked_applied : r->acked_written;
+}
+
+/* (mu) Leaves standalone when the standby acknowledged the target. True
+ * when it did (the caller logs, outside mu). */
+static bool standalone_check(struct repl *r)
+{
+    if (!atomic_load(&r->standalone) || !r->sender || r->standalone_target == 0 ||
+        mode_acked(r) < r->standalone_target)
+        return false;
+    atomic_store(&r->standalone, false);
+    r->standalone_target = 0;
+    r->standalone_reason[0] = '\0';
+    r->pause_reason[0] = '\0';
+    return true;
+}
+
+static void standalone_left(struct repl *r)
+{
+    char peer[REPL_NODE_NAME_MAX + 1];
+    uint64_t acked;
+
+    pthread_mutex_lock(&r->mu);
+    memcpy(peer, r->peer_name, sizeof(peer));
+    acked = mode_acked(r);
+    pthread_mutex_unlock(&r->mu);
+    log_warn("replication: standalone ended, the standby caught up; writes wait for it again", "peer", peer,
+             "acked_lsn", log_i64((int64_t)acked), "mode", conf_mode_name(r->conf->repl_mode), NULL);
+}
+
+/* (mu) */
+static void standalone_enter(struct repl *r, const char *why)
+{
+    atomic_store(&r->standalone, true);
+    r->standalone_target = 0;
+    r->standalone_since_us = time_wall_us();
+    r->standalone_warned_us = time_mono_us();
+    snprintf(r->standalone_reason, sizeof(r->standalone_reason), "%s", why);
+}
+
+void repl_sender_caught_up(struct repl *r, struct repl_session *s, uint64_t sent)
+{
+    bool left;
+
+    pthread_mutex_lock(&r->mu);
+    if (!atomic_load(&r->standalone) || r->sender != s || r->standalone_target != 0) {
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    r->standalone_target = sent ? sent : 1;
+    left = standalone_check(r);
+    pthread_mutex_unlock(&r->mu);
+    if (left)
+        standalone_left(r);
+}
+
 void repl_on_ack(struct repl *r, struct db *db, const struct repl_ack *ack)
 {
     struct repl_waiter *done = NULL;
-    bool advanced = false;
+    bool advanced = false, left;
     int64_t us = 0;
 
     pthread_mutex_lock(&r->mu);
@@ -420,9 +491,11 @@ void repl_on_ack(struct repl *r, struct db *db, const struct repl_ack *ack)
         pthread_cond_broadcast(&r->cv);
     }
     if (r->w_head)
-        done = take_waiters(r, r->conf->repl_mode == CONF_MODE_REMOTE_APPLY ? r->acked_applied
-                                                                            : r->acked_written);
+        done = take_waiters(r, mode_acked(r));
+    left = standalone_check(r);
     pthread_mutex_unlock(&r->mu);
+    if (left)
+        standalone_left(r);
     if (advanced) {
         if (us) {
             int64_t lat = time_wall_us() - us;
@@ -443,6 +516,7 @@ void repl_on_ack(struct repl *r, struct db *db, const struct repl_ack *ack)
 void repl_sender_attached(struct repl *r, struct repl_session *s, const char *name, uint64_t pos)
 {
     struct repl_waiter *done = NULL;
+    bool left = false;
 
     pthread_mutex_lock(&r->mu);
     r->sender = s;
@@ -454,9 +528,16 @@ void repl_sender_attached(struct repl *r, struct repl_session *s, const char *na
         r->acked_written = pos;
         r->acked_applied = pos;
         done = take_waiters(r, pos);
+        /* a standby that holds our tip already ends standalone at once */
+        if (pos == r->tip_lsn && atomic_load(&r->standalone)) {
+            r->standalone_target = pos ? pos : 1;
+            left = standalone_check(r);
+        }
     }
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    if (left)
+        standalone_left(r);
     finish_waiters(done, 0);
 }
 
@@ -466,6 +547,7 @@ void repl_sender_detached(struct repl *r, struct repl_session *s)
     if (r->sender == s) {
         r->sender = NULL;
         r->peer_connected = false;
+        r->standalone_target = 0;
     }
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
@@ -545,25 +627,77 @@ static void drop_sessions(struct repl *r)
     wake(r);
 }
 
-static int demote_locked(struct repl *r, const char *why, char *err, size_t errlen)
+/* (role_mu) The demoted node's sender streams on until the standby has
+ * acknowledged final (the demoted node's last lsn), the standby goes, or
+ * the bound passes. Acknowledgements release held writes meanwhile. */
+static void drain_standby(struct repl *r, uint64_t final, struct repl_demote_result *res)
+{
+    int64_t bound = bound_ms(r) > REPL_DEAD_MS ? bound_ms(r) : REPL_DEAD_MS;
+    int64_t t0 = time_mono_us(), deadline = t0 + bound * 1000;
+    struct timespec ts;
+    bool had_sender;
+
+    deadline_ts(deadline, &ts);
+    pthread_mutex_lock(&r->mu);
+    had_sender = r->sender != NULL;
+    r->drain_lsn = final ? final : 1;
+    pthread_cond_broadcast(&r->cv);
+    while (r->sender && r->acked_applied < final && !atomic_load(&r->stopping) && time_mono_us() < deadline)
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    res->standby_acked_lsn = r->acked_applied;
+    res->drained = r->acked_applied >= final;
+    r->drain_lsn = 0;
+    pthread_mutex_unlock(&r->mu);
+    if (had_sender)
+        log_info("demote: drained the standby", "final_lsn", log_i64((int64_t)final), "acked_lsn",
+                 log_i64((int64_t)res->standby_acked_lsn), "complete", res->drained ? "true" : "false", "ms",
+                 log_i64((time_mono_us() - t0) / 1000), NULL);
+}
+
+/* (role_mu) drain: an operator's demotion, which serves the standby up to
+ * the final position first; fencing does not (a higher epoch exists). */
+static int demote_locked(struct repl *r, const char *why, bool drain, struct repl_demote_result *res,
+                         char *err, size_t errlen)
 {
     struct node *n = r->n;
+    struct repl_demote_result dummy;
     struct repl_waiter *held;
     int rc;
 
+    if (!res)
+        res = &dummy;
+    memset(res, 0, sizeof(*res));
     if (atomic_load(&n->role) != NODE_ACTIVE) {
         snprintf(err, errlen, "this node is already a standby");
         return -EALREADY;
     }
-    /* writes stop first: nothing may commit in this role from here on */
+    /* writes stop first: nothing may commit in this role from here on. A
+     * batch already past tx_admit commits (and is captured: the role is
+     * still active); the role job below queues behind it, so when it
+     * returns the log's tip is final. */
     store_set_readonly(n->store, true);
-    atomic_store(&n->role, NODE_STANDBY);
+    atomic_store(&r->demoting, true);
     pthread_mutex_lock(&r->mu);
+    if (drain)
+        r->drain_lsn = UINT64_MAX;       /* the sender keeps streaming from now on */
     pthread_cond_broadcast(&r->cv);      /* a batch waiting in tx_admit fails now */
     pthread_mutex_unlock(&r->mu);
     rc = node_state_save(n, NODE_STANDBY, atomic_load(&n->epoch));
     if (rc != 0)
         log_error("demote: cannot persist the role (the store stays read-only)", "rc", log_i64(rc), NULL);
+    atomic_store(&n->role, NODE_STANDBY);
+    atomic_store(&r->demoting, false);
+    pthread_mutex_lock(&r->mu);
+    res->final_lsn = r->tip_lsn;
+    res->standby_acked_lsn = r->acked_applied;
+    res->drained = r->acked_applied >= r->tip_lsn;
+    atomic_store(&r->standalone, false);
+    r->standalone_target = 0;
+    r->standalone_reason[0] = '\0';
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (drain)
+        drain_standby(r, res->final_lsn, res);
     pthread_mutex_lock(&r->mu);
     held = take_waiters(r, UINT64_MAX);
     r->peer_connected = false;
@@ -571,12 +705,13 @@ static int demote_locked(struct repl *r, const char *why, char *err, size_t errl
     pthread_mutex_unlock(&r->mu);
     finish_waiters(held, -EROFS);
     drop_sessions(r);
-    log_warn("demoted to standby", "reason", why, "epoch", log_i64(atomic_load(&n->epoch)), NULL);
+    log_warn("demoted to standby", "reason", why, "epoch", log_i64(atomic_load(&n->epoch)), "final_lsn",
+             log_i64((int64_t)res->final_lsn), "standby_acked_lsn", log_i64((int64_t)res->standby_acked_lsn), NULL);
     start_receiver(r);
     return 0;
 }
 
-int repl_demote(struct node *n, char *err, size_t errlen)
+int repl_demote(struct node *n, struct repl_demote_result *res, char *err, size_t errlen)
 {
     struct repl *r = repl_of(n);
     int rc;
@@ -586,7 +721,7 @@ int repl_demote(struct node *n, char *err, size_t errlen)
         return -ENOTCONN;
     }
     pthread_mutex_lock(&r->role_mu);
-    rc = demote_locked(r, "operator request", err, errlen);
+    rc = demote_locked(r, "operator request", true, res, err, errlen);
     pthread_mutex_unlock(&r->role_mu);
     return rc;
 }
@@ -601,7 +736,7 @@ void repl_fence(struct repl *r, uint64_t peer_epoch, const char *peer)
              atomic_load(&r->n->epoch));
     pthread_mutex_lock(&r->role_mu);
     if (atomic_load(&r->n->role) == NODE_ACTIVE && (int64_t)peer_epoch > atomic_load(&r->n->epoch)) {
-        demote_locked(r, why, err, sizeof(err));
+        demote_locked(r, why, false, NULL, err, sizeof(err));
         /* the highest epoch seen is ours from now on: never accept its
          * predecessor's records again */
         repl_adopt_epoch(r, peer_epoch);
@@ -611,6 +746,7 @@ void repl_fence(struct repl *r, uint64_t peer_epoch, const char *peer)
 
 struct promote_job {
     struct node *n;
+    bool standalone;
     uint64_t epoch;
     struct repl_tip tip;
 };
@@ -644,13 +780,16 @@ static int promote_fn(struct db *db, void *arg)
                   e, NULL);
     if (rc == 0)
         rc = repl_state_set_u64(db, "peer_acked_lsn", j->tip.lsn);
+    if (rc == 0)
+        rc = repl_state_set_u64(db, "standalone_epoch", j->standalone ? j->epoch : 0);
     return rc;
 }
 
-int repl_promote(struct node *n, char *err, size_t errlen)
+int repl_promote(struct node *n, const struct repl_promote_opts *o, char *err, size_t errlen)
 {
     struct repl *r = repl_of(n);
     struct promote_job j = { .n = n };
+    const char *reason = o && o->reason && o->reason[0] ? o->reason : "operator request";
     int64_t t0 = time_mono_us();
     int rc;
 
@@ -666,6 +805,7 @@ int repl_promote(struct node *n, char *err, size_t errlen)
     }
     /* 1. stop receiving; the receiver applies what it has before it exits */
     stop_receiver(r);
+    j.standalone = o && o->allow_standalone && r->has_peer;
     /* 2. epoch + 1 and its history entry, durable */
     rc = store_write_flags(n->store, promote_fn, &j, STORE_JOB_SYSTEM);
     if (rc != 0) {
@@ -681,12 +821,29 @@ int repl_promote(struct node *n, char *err, size_t errlen)
     r->diverged = false;
     r->diverged_reason[0] = '\0';
     r->active_name[0] = '\0';
+    r->pause_reason[0] = '\0';
+    if (j.standalone) {
+        char why[200];
+
+        snprintf(why, sizeof(why), "promoted (%s) with allow_standalone: no standby has caught up since", reason);
+        standalone_enter(r, why);
+        r->standalone_persisted = true;
+    } else {
+        atomic_store(&r->standalone, false);
+        r->standalone_reason[0] = '\0';
+        r->standalone_persisted = false;
+    }
     pthread_mutex_unlock(&r->mu);
     /* 3. active, then writable */
     atomic_store(&n->role, NODE_ACTIVE);
     store_set_readonly(n->store, false);
     log_warn("promoted to active", "epoch", log_i64((int64_t)j.epoch), "start_lsn", log_i64((int64_t)j.tip.lsn + 1),
-             "ms", log_fmt("%.1f", (double)(time_mono_us() - t0) / 1000.0), NULL);
+             "reason", reason, "standalone", j.standalone ? "true" : "false", "ms",
+             log_fmt("%.1f", (double)(time_mono_us() - t0) / 1000.0), NULL);
+    if (j.standalone)
+        log_warn("replication: STANDALONE - writes are acknowledged at local commit with NO second copy until a "
+                 "standby connects and catches up (failover accepted the loss of the peer region)",
+                 "mode", conf_mode_name(r->conf->repl_mode), "effective_mode", "async", NULL);
     rc = 0;
 out:
     pthread_mutex_unlock(&r->role_mu);
@@ -897,6 +1054,39 @@ static void retention(struct repl *r)
     }
 }
 
+static int clear_standalone_job(struct db *db, void *arg)
+{
+    (void)arg;
+    return repl_state_set_u64(db, "standalone_epoch", 0);
+}
+
+/* Standalone bookkeeping, once a second: a reminder in the log every
+ * minute while it lasts, and the persisted flag cleared once it ended. */
+static void standalone_house(struct repl *r)
+{
+    bool on = atomic_load(&r->standalone), clear = false, remind = false;
+    int64_t since = 0;
+
+    pthread_mutex_lock(&r->mu);
+    if (!on && r->standalone_persisted)
+        clear = true;
+    if (on && time_mono_us() - r->standalone_warned_us >= 60 * 1000000LL) {
+        r->standalone_warned_us = time_mono_us();
+        since = r->standalone_since_us;
+        remind = true;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (remind)
+        log_warn("replication: still STANDALONE - no standby holds a copy of new writes", "since_s",
+                 log_i64((time_wall_us() - since) / 1000000), NULL);
+    if (clear && store_write_flags(r->n->store, clear_standalone_job, NULL, STORE_JOB_SYSTEM) == 0) {
+        pthread_mutex_lock(&r->mu);
+        if (!atomic_load(&r->standalone))
+            r->standalone_persisted = false;
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
 static void *house_main(void *arg)
 {
     struct repl *r = arg;
@@ -923,6 +1113,7 @@ static void *house_main(void *arg)
             next_second = now + 1000000;
             reap_sessions(r, false);
             retention(r);
+            standalone_house(r);
             pthread_mutex_lock(&r->mu);
             r->apply_rate = (double)(r->applied_total - r->rate_prev) * 1e6 /
                             (double)(now - (r->rate_at ? r->rate_at : now - 1000000));
@@ -1006,6 +1197,11 @@ static double g_lsn(void *arg)
     return v;
 }
 
+static double g_standalone(void *arg)
+{
+    return atomic_load(&((struct repl *)arg)->standalone) ? 1 : 0;
+}
+
 static void register_metrics(struct repl *r)
 {
     static const double lat_bounds[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5 };
@@ -1018,6 +1214,9 @@ static void register_metrics(struct repl *r)
                     g_exposure, r);
     metric_gauge_fn("refuge_repl_connected", "1 while the replication link to the peer is up", g_connected, r);
     metric_gauge_fn("refuge_repl_diverged", "1 when apply halted on a record it could not apply", g_diverged, r);
+    metric_gauge_fn("refuge_repl_standalone",
+                    "1 while the active acknowledges writes without a standby (promoted with allow_standalone)",
+                    g_standalone, r);
     metric_gauge_fn("refuge_repl_lsn", "Last committed (active) or applied (standby) lsn", g_lsn, r);
     r->m_reconnects = metric_counter("refuge_repl_reconnects_total", "Connections the standby made to the active", NULL);
     r->m_applied = metric_counter("refuge_repl_applied_total", "Records applied by this standby", NULL);
@@ -1076,6 +1275,7 @@ int repl_start(struct node *n, char *err, size_t errlen)
     r->corrupt_record = (int)env_i64("REFUGE_TEST_CORRUPT_RECORD", 0);
     atomic_init(&r->stopping, false);
     atomic_init(&r->armed, false);
+    atomic_init(&r->demoting, false);
     atomic_init(&r->recv_stop, false);
     pthread_mutex_init(&r->role_mu, NULL);
     pthread_mutex_init(&r->mu, NULL);
@@ -1104,6 +1304,16 @@ int repl_start(struct node *n, char *err, size_t errlen)
         acked = 0;
     r->acked_written = r->acked_applied = r->acked_persisted = acked < r->tip_lsn ? acked : r->tip_lsn;
     update_oldest(r, db);
+    atomic_init(&r->standalone, false);
+    if (repl_state_get_u64(db, "standalone_epoch", &acked) == 0 && acked != 0) {
+        r->standalone_persisted = true;
+        if (atomic_load(&n->role) == NODE_ACTIVE && r->has_peer && (int64_t)acked == atomic_load(&n->epoch)) {
+            standalone_enter(r, "promoted with allow_standalone before a restart: no standby has caught up since");
+            log_warn("replication: STANDALONE (resumed at start) - writes are acknowledged at local commit with NO "
+                     "second copy until a standby connects and catches up",
+                     "epoch", log_i64((int64_t)acked), NULL);
+        }
+    }
 
     h.arg = r;
     h.tx_begin = hook_begin;

@@ -37,13 +37,32 @@ void repl_arm(struct node *n);
  * Safe when repl_start failed or was never called. */
 void repl_stop(struct node *n);
 
+struct repl_promote_opts {
+    /* An operator's failover after losing the peer's region: in any mode,
+     * acknowledge writes at local commit ("standalone") until a standby
+     * connects and catches up, then return to the configured mode. false:
+     * writes wait for a standby as the mode says (strict). */
+    bool allow_standalone;
+    const char *reason;               /* for the log; NULL: "operator request" */
+};
+
 /* Standby -> active: stops receiving (everything received is applied),
  * persists epoch + 1 and its history entry, then opens the store for
- * writes. 0, -EALREADY (already active), or negative with err filled. */
-int repl_promote(struct node *n, char *err, size_t errlen);
-/* Active -> standby: stops accepting writes at once, then follows the
- * peer. 0, -EALREADY, or negative with err filled. */
-int repl_demote(struct node *n, char *err, size_t errlen);
+ * writes. o may be NULL (strict, no reason). 0, -EALREADY (already
+ * active), or negative with err filled. */
+int repl_promote(struct node *n, const struct repl_promote_opts *o, char *err, size_t errlen);
+struct repl_demote_result {
+    uint64_t final_lsn;               /* the last lsn this node committed */
+    uint64_t standby_acked_lsn;       /* what the standby acknowledged when the drain ended */
+    bool drained;                     /* the standby acknowledged final_lsn */
+};
+
+/* Active -> standby: stops accepting writes at once; the sender then keeps
+ * streaming until the standby acknowledged the final lsn (or disconnects,
+ * or max(max_lag_ms, 5 s) pass) before the node follows the peer. Held
+ * writes the standby acknowledged in that time succeed, the rest fail.
+ * res may be NULL. 0, -EALREADY, or negative with err filled. */
+int repl_demote(struct node *n, struct repl_demote_result *res, char *err, size_t errlen);
 
 /* Adds the replication fields of GET /admin/v1/node to obj (lsn, epoch,
  * mode, peer {...}, rpo_target_ms, rpo_exposure_ms, diverged, ...) of the

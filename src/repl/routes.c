@@ -1,6 +1,7 @@
 /*
  * routes — node control for the operator (DESIGN.md §4): POST
- * /admin/v1/node/promote and /admin/v1/node/demote, with the operator's
+ * /admin/v1/node/promote (optional body {"reason": "...", "allow_standalone":
+ * true}, see repl.h) and /admin/v1/node/demote, with the operator's
  * token (default tenant, scope refuge:admin), and GET
  * /admin/v1/node/replication (the status alone). Both changes answer the node's
  * replication status after the change. A role change takes a few
@@ -14,12 +15,21 @@
 #include "oauth/authz.h"
 #include "repl/repl.h"
 
+static bool has_body(const struct http_request *req)
+{
+    for (size_t i = 0; i < req->body.len; i++)
+        if (req->body.p[i] != ' ' && req->body.p[i] != '\t' && req->body.p[i] != '\r' && req->body.p[i] != '\n')
+            return true;
+    return false;
+}
+
 static enum http_result change_role(struct http_request *req, bool promote)
 {
     static const char *const scopes[] = { "refuge:admin", NULL };
     struct node *n = req->route_data;
     struct principal p;
-    char err[256] = "";
+    struct repl_demote_result dres = { 0 };
+    char err[256] = "", reason[128] = "";
     json_t *body;
     int rc;
 
@@ -29,7 +39,43 @@ static enum http_result change_role(struct http_request *req, bool promote)
         http_respond_error(req, 403, "insufficient_scope", "node control needs the operator's token");
         return HTTP_DONE;
     }
-    rc = promote ? repl_promote(n, err, sizeof(err)) : repl_demote(n, err, sizeof(err));
+    if (promote) {
+        struct repl_promote_opts o = { 0 };
+        json_t *req_body = NULL;
+
+        /* optional body: {"reason": "...", "allow_standalone": true} */
+        if (has_body(req)) {
+            json_t *v;
+
+            if (!(req_body = http_json_body(req)))
+                return HTTP_DONE;
+            if (!json_is_object(req_body)) {
+                json_decref(req_body);
+                http_respond_error(req, 400, "invalid_request", "the body must be a JSON object");
+                return HTTP_DONE;
+            }
+            v = json_object_get(req_body, "allow_standalone");
+            if (v && !json_is_boolean(v)) {
+                json_decref(req_body);
+                http_respond_error(req, 400, "invalid_request", "allow_standalone must be a boolean");
+                return HTTP_DONE;
+            }
+            o.allow_standalone = v && json_is_true(v);
+            v = json_object_get(req_body, "reason");
+            if (v && !json_is_string(v)) {
+                json_decref(req_body);
+                http_respond_error(req, 400, "invalid_request", "reason must be a string");
+                return HTTP_DONE;
+            }
+            if (v)
+                snprintf(reason, sizeof(reason), "%s", json_string_value(v));
+            o.reason = reason;
+            json_decref(req_body);
+        }
+        rc = repl_promote(n, &o, err, sizeof(err));
+    } else {
+        rc = repl_demote(n, &dres, err, sizeof(err));
+    }
     if (rc == -EALREADY) {
         http_respond_error(req, 409, "conflict", err);
         return HTTP_DONE;
@@ -40,6 +86,11 @@ static enum http_result change_role(struct http_request *req, bool promote)
     }
     body = json_object();
     repl_status_fill_node(n, body);
+    if (!promote)
+        json_object_set_new(body, "demote",
+                            json_pack("{s:I, s:I, s:b}", "final_lsn", (json_int_t)dres.final_lsn,
+                                      "standby_acked_lsn", (json_int_t)dres.standby_acked_lsn, "drained",
+                                      dres.drained));
     http_respond_json(req, 200, body);
     return HTTP_DONE;
 }

@@ -34,9 +34,11 @@
  *      silence so the standby knows our position. Every ACK releases the
  *      writes held for it (repl_on_ack).
  *   4. End. The connection ends when the peer closes or errs, nothing was
- *      heard for REPL_DEAD_MS, this node stops being active (demotion,
- *      fencing), or it shuts down; in the last cases we send ERROR
- *      shutdown first when we can. The standby reconnects by itself.
+ *      heard for REPL_DEAD_MS, this node stops being active (fencing; an
+ *      operator's demotion only once the drain ended: the standby
+ *      acknowledged the demoted node's final lsn, see repl.c), or it shuts
+ *      down; in the last cases we send ERROR shutdown first when we can. The
+ *      standby reconnects by itself.
  *
  * Test hooks: REFUGE_TEST_CORRUPT_FRAME=N flips a byte of the N-th RECORDS
  * frame after encoding (a bad checksum); REFUGE_TEST_CORRUPT_RECORD=N flips
@@ -261,6 +263,17 @@ static int drain_input(struct sender *x)
     }
 }
 
+/* A demotion serves the standby up to its final lsn (repl.c drain_standby). */
+static bool draining(struct repl *r)
+{
+    bool d;
+
+    pthread_mutex_lock(&r->mu);
+    d = r->drain_lsn != 0;
+    pthread_mutex_unlock(&r->mu);
+    return d;
+}
+
 static void stream(struct sender *x, const struct repl_hello *peer, const struct repl_hello *mine)
 {
     struct repl *r = x->r;
@@ -309,7 +322,7 @@ static void stream(struct sender *x, const struct repl_hello *peer, const struct
         int timeout;
         ssize_t rd;
 
-        if (!repl_running(r) || atomic_load(&r->n->role) != NODE_ACTIVE) {
+        if (!repl_running(r) || (atomic_load(&r->n->role) != NODE_ACTIVE && !draining(r))) {
             repl_send_error(x->c, REPL_ERR_SHUTDOWN, "%s",
                             repl_running(r) ? "this node is no longer active" : "shutting down");
             break;
@@ -343,6 +356,8 @@ static void stream(struct sender *x, const struct repl_hello *peer, const struct
         pthread_mutex_unlock(&r->mu);
         if (tip > x->sent)
             continue;
+        if (atomic_load(&r->standalone))
+            repl_sender_caught_up(r, x->s, x->sent);
         timeout = (int)(REPL_HEARTBEAT_MS - idle);
         pf[0] = (struct pollfd){ .fd = x->c->fd, .events = POLLIN };
         pf[1] = (struct pollfd){ .fd = r->wake_fd, .events = POLLIN };

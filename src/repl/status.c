@@ -34,7 +34,9 @@ void repl_status_fill_node(struct node *n, json_t *obj)
     int64_t oldest, hb, ack_lat, log_bytes;
     bool connected, diverged;
     char peer_name[REPL_NODE_NAME_MAX + 1], active_name[REPL_NODE_NAME_MAX + 1];
-    char why[300], last_error[300], cid[UUID_STRLEN + 1];
+    char why[300], last_error[300], cid[UUID_STRLEN + 1], sa_reason[240];
+    bool standalone;
+    int64_t sa_since;
     double rate;
     int64_t exposure = 0, lag_ms = 0, lag_records = 0, lag_bytes = 0;
     json_t *peer;
@@ -60,6 +62,9 @@ void repl_status_fill_node(struct node *n, json_t *obj)
     ack_lat = r->last_ack_latency_us;
     log_bytes = r->log_bytes;
     memcpy(cid, n->cluster_id, sizeof(cid));
+    standalone = atomic_load(&r->standalone) && active;
+    memcpy(sa_reason, r->standalone_reason, sizeof(sa_reason));
+    sa_since = r->standalone_since_us;
     pthread_mutex_unlock(&r->mu);
 
     if (active && r->has_peer) {
@@ -86,6 +91,15 @@ void repl_status_fill_node(struct node *n, json_t *obj)
     json_object_set_new(obj, "epoch", json_integer((json_int_t)atomic_load(&n->epoch)));
     json_object_set_new(obj, "role", json_string(node_role_name(atomic_load(&n->role))));
     json_object_set_new(obj, "mode", json_string(conf_mode_name(r->conf->repl_mode)));
+    /* standalone: acknowledged at local commit whatever the mode (repl.c) */
+    json_object_set_new(obj, "effective_mode",
+                        json_string(standalone ? "async" : conf_mode_name(r->conf->repl_mode)));
+    json_object_set_new(obj, "standalone", json_boolean(standalone));
+    if (standalone) {
+        json_object_set_new(obj, "standalone_reason", json_string(sa_reason));
+        json_object_set_new(obj, "standalone_ms",
+                            json_integer((json_int_t)((time_wall_us() - sa_since) / 1000)));
+    }
     json_object_set_new(obj, "cluster_id", json_string(cid));
     json_object_set_new(obj, "writable", json_boolean(store_writable(n->store)));
     json_object_set_new(obj, "peer", peer);

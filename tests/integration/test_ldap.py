@@ -26,6 +26,7 @@ import os
 import secrets
 import sqlite3
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -538,13 +539,21 @@ def test_browser_login_as_directory_user(env, dirs):
 
 
 def test_browser_login_directory_down(env):
-    """A directory nobody answers for: the form again with a 503, at once,
-    and the tenant's internal users still sign in."""
+    """Directories that refuse connections or accept and never answer: the
+    form comes back with a 503 within the store's timeout, the HTTP workers
+    (two on this node) keep serving meanwhile, and the tenant's internal
+    users still sign in."""
     env.tenant("bravo")
     dead = "ldap://127.0.0.1:%d" % free_port()          # nothing listens there
+    hung = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)                                      # the kernel accepts; nobody answers
     write_artifact(env.node, "userstores/dead.conf", userstore_conf(url=dead, tenant="bravo"))
+    write_artifact(env.node, "userstores/hung.conf", userstore_conf(
+        url="ldap://127.0.0.1:%d" % hung.getsockname()[1], tenant="bravo", timeout="1s"))
     try:
         env.wait_store("dead", tenant="bravo")
+        env.wait_store("hung", tenant="bravo")
         c = web_client(env, tenant="bravo")
         b = Browser(env.node, c, tenant="bravo")
         t0 = time.monotonic()
@@ -552,18 +561,48 @@ def test_browser_login_directory_down(env):
         assert r.status_code == 503, r.text[:300]
         assert time.monotonic() - t0 < 1.5
         assert "directory" in Form(r.text).error and "csrf_token" in Form(r.text).fields
+        assert r.headers.get("Retry-After")
+
+        # two sign-ins wait for the hung directory, as many as the node has HTTP workers
+        pages = []
+        for _ in range(2):
+            hb = Browser(env.node, c, tenant="bravo")
+            pages.append((hb, hb.authorize()))
+        results = []
+
+        def sign_in(hb, page):
+            t = time.monotonic()
+            results.append((hb.login(page, "hung/alice", "alice-pw"), time.monotonic() - t))
+
+        threads = [threading.Thread(target=sign_in, args=p) for p in pages]
+        for th in threads:
+            th.start()
+        time.sleep(0.3)
+        # meanwhile the node serves other requests at once, internal sign-in included
         env.internal_user("ivan", tenant="bravo")
+        t0 = time.monotonic()
+        assert env.node.get("/health/live", timeout=2).status_code == 200
         ok = Browser(env.node, c, tenant="bravo")
         tok = ok.token(ok.code(ok.login(ok.authorize(), "ivan", PASSWORD)))
         assert tok.status_code == 200, tok.text
+        assert time.monotonic() - t0 < 0.9
+        for th in threads:
+            th.join(10)
+        assert len(results) == 2
+        for r, took in results:
+            assert r.status_code == 503 and "directory" in Form(r.text).error, r.text[:300]
+            assert took < 2.5
+        assert metric(env.node, "refuge_ldap_requests_total", store="hung", result="timeout") >= 1
 
-        # SCIM on the same directory: 503 with Retry-After, not a hang
+        # SCIM on a dead directory: 503 with Retry-After, not a hang
         t0 = time.monotonic()
         r = env.node.get("/t/bravo/scim2/Users", params={"filter": 'userName sw "dead/"'}, headers=auth(env.tok))
         assert r.status_code == 503 and r.headers.get("Retry-After"), r.text
         assert "dead" in r.json()["detail"] and time.monotonic() - t0 < 1.5
     finally:
-        os.unlink(os.path.join(art_dir(env.node), "userstores/dead.conf"))
+        for name in ("dead", "hung"):
+            os.unlink(os.path.join(art_dir(env.node), "userstores/%s.conf" % name))
+        hung.close()
 
 
 # ------------------------------------------------------------------ SCIM

@@ -264,9 +264,14 @@ def test_active_kill9_remote_apply_loses_nothing(workdir, nodes):
     names = tenant_names(b)
     missing = [n for n in acked if n not in names]
     assert not missing, "acknowledged writes lost: %r" % missing[:10]
-    # remote_apply with no standby: the new active refuses to acknowledge
-    # what nobody else holds ...
+    # a promotion without allow_standalone is strict: not standalone ...
+    assert st["standalone"] is False and st["effective_mode"] == "remote_apply"
+    assert metric(b, "refuge_repl_standalone") == 0
+    # ... and remote_apply with no standby: the new active refuses to
+    # acknowledge what nobody else holds (after waiting max_lag_ms)
+    t0 = time.monotonic()
     assert create_tenant(b, tok, "no-standby").status_code == 503
+    assert time.monotonic() - t0 >= 4.0
     # ... until the old primary rejoins: fenced, rewound (its unacknowledged
     # tail), streaming
     a.start()
@@ -280,6 +285,64 @@ def test_active_kill9_remote_apply_loses_nothing(workdir, nodes):
     hist = con.execute("SELECT epoch, start_lsn FROM epoch_history ORDER BY epoch").fetchall()
     con.close()
     assert hist[-1] == (2, log[-1][1])
+
+
+def test_failover_standalone_then_back_to_remote_apply(workdir, nodes):
+    """An operator's failover after losing the active's region: promote with
+    allow_standalone acknowledges writes at once with no standby; once the
+    old primary rejoins and catches up, writes wait for it again."""
+    a, b, tok = start_pair(nodes, workdir, mode="remote_apply", max_lag="2s")
+    for i in range(5):
+        assert create_tenant(a, tok, "pre%d" % i).status_code == 201
+    wait_caught_up(a, b, tok)
+    a.kill()
+    r = b.post("/admin/v1/node/promote", headers=auth(tok), json={"reason": "failover", "allow_standalone": True})
+    assert r.status_code == 200, r.text
+    st = r.json()
+    assert st["role"] == "active" and st["epoch"] == 2
+    assert st["standalone"] is True and st["effective_mode"] == "async" and st["mode"] == "remote_apply"
+    assert "allow_standalone" in st["standalone_reason"] and "failover" in st["standalone_reason"]
+    assert metric(b, "refuge_repl_standalone") == 1
+    # writes are acknowledged at local commit: no waiting for max_lag_ms
+    for i in range(5):
+        t0 = time.monotonic()
+        assert create_tenant(b, tok, "alone%d" % i).status_code == 201
+        assert time.monotonic() - t0 < 1.0
+    assert status(b, tok)["rpo_exposure_ms"] > 0          # and the exposure is shown, growing
+    assert "STANDALONE" in open(b.log_path).read()
+    # a restart in the same epoch stays standalone (the operator's decision holds)
+    b.kill()
+    b.start()
+    sb = status(b, tok)
+    assert sb["role"] == "active" and sb["standalone"] is True
+    t0 = time.monotonic()
+    assert create_tenant(b, tok, "alone-restarted").status_code == 201
+    assert time.monotonic() - t0 < 1.0
+    # the old primary returns: fenced, follows b, catches up -> back to remote_apply
+    a.start()
+    wait_for(lambda: status(b, tok)["standalone"] is False, 30, "standalone to end")
+    sb = status(b, tok)
+    assert sb["effective_mode"] == "remote_apply" and sb["peer"]["connected"]
+    assert metric(b, "refuge_repl_standalone") == 0
+    assert "standalone ended" in open(b.log_path).read()
+    assert create_tenant(b, tok, "synced").status_code == 201
+    assert {"synced", "alone4", "alone-restarted", "pre4"} <= tenant_names(a)    # applied before the 201
+    # strict again: without the standby a write waits max_lag_ms and fails
+    a.kill()
+    t0 = time.monotonic()
+    assert create_tenant(b, tok, "waits").status_code == 503
+    assert time.monotonic() - t0 >= 1.5
+    assert status(b, tok)["standalone"] is False
+
+
+def test_promote_body_is_checked(workdir, nodes):
+    a, b, tok = start_pair(nodes, workdir)
+    wait_caught_up(a, b, tok)
+    r = b.post("/admin/v1/node/promote", headers=auth(tok), json={"allow_standalone": "yes"})
+    assert r.status_code == 400 and "allow_standalone" in r.json()["error_description"]
+    r = b.post("/admin/v1/node/promote", headers=auth(tok), data="{not json")
+    assert r.status_code == 400
+    assert status(b, tok)["role"] == "standby"
 
 
 def _check_refused_prefix(a, b, tok, names):

@@ -141,6 +141,30 @@ static void test_common_empty(void **state)
                                          H({ 1, 1 }, { 2, 31 }, { 3, 31 }), 3, 35), 30);
 }
 
+static void test_common_skips_epochs_without_records(void **state)
+{
+    /* b was promoted at tip 1 and demoted before writing (its epoch 2 is
+     * empty); a was then promoted to epoch 3 and wrote 2..392, which b
+     * applied (learning epoch 3 from the records). Both hold the same 392
+     * records: nothing is divergent (this used to answer 1, and b exported
+     * and rewound 391 transactions it already had). */
+    assert_int_equal(repl_history_common(H({ 1, 1 }, { 2, 2 }, { 3, 2 }), 3, 392, H({ 1, 1 }, { 3, 2 }), 2, 392), 392);
+    assert_int_equal(repl_history_common(H({ 1, 1 }, { 3, 2 }), 2, 392, H({ 1, 1 }, { 2, 2 }, { 3, 2 }), 3, 392), 392);
+    /* the standby behind: its own tip */
+    assert_int_equal(repl_history_common(H({ 1, 1 }, { 2, 2 }, { 3, 2 }), 3, 300, H({ 1, 1 }, { 3, 2 }), 2, 392), 300);
+    /* several empty epochs in a row, on both sides, different ones */
+    assert_int_equal(repl_history_common(H({ 1, 1 }, { 2, 10 }, { 3, 10 }, { 5, 10 }), 4, 60,
+                                         H({ 1, 1 }, { 4, 10 }, { 5, 10 }), 3, 50), 50);
+    /* an empty epoch does not hide a real divergence after it: a wrote
+     * 10..20 in epoch 4, b 10..30 in epoch 5 */
+    assert_int_equal(repl_history_common(H({ 1, 1 }, { 2, 10 }, { 4, 10 }), 3, 20,
+                                         H({ 1, 1 }, { 5, 10 }), 2, 30), 9);
+    /* a trailing empty epoch (promoted, nothing written yet) on both sides */
+    assert_int_equal(repl_history_common(H({ 1, 1 }, { 2, 41 }), 2, 40, H({ 1, 1 }, { 3, 41 }), 2, 40), 40);
+    /* nothing written at all yet: nothing in common */
+    assert_int_equal(repl_history_common(H({ 1, 1 }), 1, 0, H({ 1, 1 }), 1, 10), 0);
+}
+
 static void test_top_epoch(void **state)
 {
     assert_int_equal(repl_history_top_epoch(NULL, 0, 0), 0);
@@ -158,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_common_after_failover),
         cmocka_unit_test(test_common_disagreeing_epochs),
         cmocka_unit_test(test_common_empty),
+        cmocka_unit_test(test_common_skips_epochs_without_records),
         cmocka_unit_test(test_top_epoch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
