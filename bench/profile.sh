@@ -37,8 +37,8 @@ die() { echo "profile.sh: $*" >&2; exit 1; }
 [ -x "$REFUGED" ] || die "$REFUGED not found: build it first (make bench)"
 mkdir -p "$PROF_OUT"
 
-TOOL=perf
-if ! command -v perf >/dev/null || ! perf record -o "$dir/probe.data" -F 99 -g -- true >/dev/null 2>&1; then
+TOOL=${PROFILE_TOOL:-perf}     # PROFILE_TOOL=callgrind forces the fallback
+if [ "$TOOL" = perf ] && ! command -v perf >/dev/null || ! perf record -o "$dir/probe.data" -F 99 -g -- true >/dev/null 2>&1; then
   command -v valgrind >/dev/null || die "neither perf nor valgrind can profile here"
   TOOL=callgrind
 fi
@@ -96,12 +96,28 @@ print("%.1f" % (n / (time.monotonic() - t0)))
 EOF
 }
 
+# report DATA LINES perf-report-args... -> the first LINES lines of the table
+# (through a file: `perf report | head` would fail the pipeline on SIGPIPE)
+report() {
+  local data=$1 lines=$2; shift 2
+  perf report -i "$data" --stdio -g none "$@" > "$dir/report.txt" 2>/dev/null || true
+  grep -v '^#' "$dir/report.txt" | grep -v '^$' | head -"$lines" || true
+}
+
+# by_dso DATA PID -> the process's samples summed by library, kernel
+# included (perf's own --sort dso leaves the kernel out under --pid)
+by_dso() {
+  perf report -i "$1" --pid "$2" --no-children --sort dso,sym --stdio -g none > "$dir/report.txt" 2>/dev/null || true
+  grep -v '^#' "$dir/report.txt" | awk 'NF >= 3 { v = $1; sub("%", "", v); s[$2] += v; t += v }
+    END { for (k in s) if (t > 0 && s[k] * 100 / t >= 0.5) printf "%8.2f%%  %s\n", s[k] * 100 / t, k }' | sort -rn || true
+}
+
 # profile NAME URL LUA CONNS KIND "LABEL:PID ..." TITLE (perf mode)
 profile() {
   local name=$1 url=$2 lua=$3 conns=$4 kind=$5 targets=$6 title=$7 res f t label pid
   f=$PROF_OUT/$name.txt
-  wrk_run "$url" "$lua" "$conns" 1 >/dev/null     # warm-up
-  wrk_run "$url" "$lua" "$conns" "$((SECS + 2))" > "$dir/wrk.out" &
+  PROF_PREFIX=${name}-w wrk_run "$url" "$lua" "$conns" 1 >/dev/null     # warm-up
+  PROF_PREFIX=${name}-m wrk_run "$url" "$lua" "$conns" "$((SECS + 2))" > "$dir/wrk.out" &
   local wpid=$!
   sleep 1
   perf record -a -F 499 --call-graph dwarf,8192 -o "$dir/$name.data" -- sleep "$SECS" >/dev/null 2>&1 ||
@@ -116,22 +132,22 @@ profile() {
     echo "Tool: perf record -a -F 499 --call-graph dwarf,8192 (cpu-clock: this VM has no hardware counters)"
     echo
     echo "== CPU by process, % of all samples on both cores (other helpers' processes on a shared machine show here too)"
-    perf report -i "$dir/$name.data" --no-children --sort comm --stdio -g none --percent-limit 0.5 2>/dev/null |
-      grep -v '^#' | grep -v '^$' | head -15
+    report "$dir/$name.data" 15 --no-children --sort comm --percent-limit 0.5
     for t in $targets; do
       label=${t%%:*}; pid=${t#*:}
       echo
-      echo "== $label (pid $pid): CPU by library, % of its samples"
-      perf report -i "$dir/$name.data" --pid "$pid" --percentage relative --no-children --sort dso --stdio -g none \
-        --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15
+      echo "== $label (pid $pid): CPU by thread, % of all samples"
+      report "$dir/$name.data" 8 --pid "$pid" --no-children --sort pid --percent-limit 0.2
+      echo
+      echo "== $label: CPU by library (kernel included), % of its samples"
+      by_dso "$dir/$name.data" "$pid"
       echo
       echo "== $label: top 30 symbols by self time, % of its samples"
-      perf report -i "$dir/$name.data" --pid "$pid" --percentage relative --no-children --sort dso,sym --stdio -g none \
-        2>/dev/null | grep -v '^#' | grep -v '^$' | head -30
+      report "$dir/$name.data" 30 --pid "$pid" --percentage relative --no-children --sort dso,sym
       echo
       echo "== $label: refuged's own functions by inclusive time (self + callees), % of its samples"
-      perf report -i "$dir/$name.data" --pid "$pid" --percentage relative --children --dsos refuged --sort sym --stdio \
-        -g none --percent-limit 1 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40
+      report "$dir/$name.data" 400 --pid "$pid" --percentage relative --children --sort dso,sym --percent-limit 1 |
+        grep ' refuged ' | head -40 || true
     done
   } > "$f"
   echo "profile.sh: wrote $f ($(echo "$res" | field rps) req/s)" >&2
@@ -152,7 +168,8 @@ callgrind_profile() { # NAME URL KIND TITLE LABEL:DIR:PID...
       local rest=${t#*:}
       echo
       echo "== ${t%%:*}"
-      callgrind_annotate --inclusive=yes "${rest%:*}/callgrind.out" 2>/dev/null | head -60
+      callgrind_annotate --inclusive=yes "${rest%:*}/callgrind.out" > "$dir/cg.txt" 2>&1 || true
+      sed -n '/PROGRAM TOTALS/p; /file:function/,$p' "$dir/cg.txt" | head -45
     done
   } > "$f"
   echo "profile.sh: wrote $f" >&2
@@ -167,7 +184,7 @@ if [[ " $ONLY " == *" token-cc "* || " $ONLY " == *" scim-create "* ]]; then
   run_node "$dir/n"; npid=$LAST_PID
   tok=$(admin_token "$base" "$dir/n" "refuge:admin scim:write") || die "no admin token"
   secret=$(bench_client "$base" "$tok" bench-jwt jwt) || die "cannot create the JWT client"
-  export TOKEN_SCOPE=api:read TOKEN_BASIC PROF_TOKEN=$tok PROF_PREFIX=p
+  export TOKEN_SCOPE=api:read TOKEN_BASIC PROF_TOKEN=$tok PROF_PREFIX=cg
   TOKEN_BASIC=$(printf '%s' "bench-jwt:$secret" | base64 -w0)
   if [ "$TOOL" = perf ]; then
     [[ " $ONLY " == *" token-cc "* ]] && profile token-cc "$base/oauth2/token" "$ROOT/bench/wrk/token_cc.lua" 64 token \
@@ -203,7 +220,7 @@ if [[ " $ONLY " == *" repl-write "* ]]; then
   run_node "$dir/a"; apid=$LAST_PID
   run_node "$dir/b"; bpid=$LAST_PID
   tok=$(admin_token "http://127.0.0.1:$pa" "$dir/a" "refuge:admin scim:write") || die "no admin token"
-  export PROF_TOKEN=$tok PROF_PREFIX=r
+  export PROF_TOKEN=$tok PROF_PREFIX=cgr
   if [ "$TOOL" = perf ]; then
     profile repl-write "http://127.0.0.1:$pa/scim2/Users" "$dir/create.lua" 32 scim "active:$apid standby:$bpid" \
       "replicated write path: POST /scim2/Users without a password on the active of an async pair (loopback)"

@@ -27,6 +27,7 @@
 
 #define REPL_HEARTBEAT_MS 100         /* active -> standby when idle */
 #define REPL_DEAD_MS 5000             /* nothing received for this long: the link is dead */
+#define REPL_DRAIN_STALL_MS 1000      /* demotion: stop waiting for a standby that sent no ACK this long */
 #define REPL_HELLO_TIMEOUT_MS 5000
 #define REPL_IO_TIMEOUT_MS 10000
 #define REPL_BACKOFF_MIN_MS 100
@@ -36,6 +37,17 @@
 #define REPL_RING 8192                /* recent records' commit times, by lsn */
 #define REPL_MAX_SESSIONS 4           /* accepted connections at once */
 #define REPL_PRUNE_BATCH 2000
+
+/* A standby's progress towards the active (receiver.c sets it). */
+enum repl_sync {
+    REPL_SYNC_DISCONNECTED = 0,       /* no session with the active */
+    REPL_SYNC_SNAPSHOT,               /* receiving and installing a snapshot */
+    REPL_SYNC_REWINDING,              /* holds records after the common position: not yet rewound */
+    REPL_SYNC_CATCHING_UP,            /* applying; not yet at the active's position of the session start */
+    REPL_SYNC_STREAMING,              /* reached it: following live */
+};
+
+const char *repl_sync_name(enum repl_sync s);
 
 struct repl_waiter {
     uint64_t lsn;                     /* the batch's record */
@@ -65,6 +77,7 @@ struct repl {
     int wake_fd;                      /* eventfd: a record was captured, or a role changed */
     int64_t retain_ms, retain_bytes;
     int corrupt_frame, corrupt_record; /* test hooks (REFUGE_TEST_CORRUPT_*) */
+    int apply_delay_ms;               /* test hook: REFUGE_TEST_APPLY_DELAY_MS, per apply on a standby */
 
     atomic_bool stopping;
     atomic_bool armed;
@@ -103,6 +116,7 @@ struct repl {
     /* demotion drain (mu): > 0 while the demoted node's sender keeps
      * streaming until the standby acknowledged this, its final lsn */
     uint64_t drain_lsn;
+    int64_t last_ack_mono;            /* monotonic: the standby's last ACK (or attach) */
 
     /* standalone (active side): promoted by a failover that allowed it, no
      * standby has caught up since; writes are acknowledged at local commit
@@ -116,6 +130,8 @@ struct repl {
     char standalone_reason[240];
 
     /* standby side (mu) */
+    enum repl_sync sync;              /* where the receiver is (status sync_state) */
+    uint64_t common_lsn;              /* the last common position of this session */
     char active_name[REPL_NODE_NAME_MAX + 1];
     uint64_t active_lsn;              /* the active's tip, from HELLO and HEARTBEAT */
     int64_t last_heartbeat_mono;
@@ -154,6 +170,10 @@ void repl_set_diverged(struct repl *r, const char *why);
 /* After the log changed under capture (apply, rewind, snapshot): reload
  * the cached tip and log size from db. */
 void repl_reload_tip(struct repl *r, struct db *db);
+/* Receiver: the session's sync state; CATCHING_UP becomes STREAMING by
+ * itself once the tip reaches active_lsn (repl_sync_progress). */
+void repl_set_sync(struct repl *r, enum repl_sync s, uint64_t common);
+void repl_sync_progress(struct repl *r);
 /* Counts applied records (receiver). */
 void repl_count_applied(struct repl *r, uint64_t n, int64_t bytes, const struct repl_tip *tip);
 /* True while this node should keep its current loop running. */

@@ -20,7 +20,10 @@
  *      lost the race): before applying anything we verify L really is
  *      common (the first record after L must chain onto our hash at L, or
  *      the active's tip hash at L must equal ours), export the divergent
- *      records to DATA_DIR/divergent/ and rewind them (rewind.c).
+ *      records to DATA_DIR/divergent/ and rewind them (rewind.c). Status
+ *      says where we are (repl_set_sync): rewinding until that is done,
+ *      catching_up until our tip reaches the active's position of the
+ *      session start, then streaming; snapshot while one is installed.
  *   4. Streaming: RECORDS frames are applied in one system write job per
  *      read (the frame, plus every RECORDS frame already waiting in the
  *      socket, up to 8 MiB: one fsync for all of them; apply.c: checked,
@@ -159,6 +162,7 @@ static int rewind_divergent(struct receiver *x)
     }
     repl_reload_tip(r, x->db);
     keyring_invalidate(r->n->keyring);
+    repl_set_sync(r, REPL_SYNC_CATCHING_UP, x->common);
     log_warn("rejoin: divergent transactions exported and rewound", "common_lsn", log_i64((int64_t)x->common),
              "records", log_i64((int64_t)nrec), "files", paths, "ms", log_i64((time_mono_us() - t0) / 1000), NULL);
     x->pending_rewind = false;
@@ -242,6 +246,8 @@ static int on_records(struct receiver *x, bool *have_next, int *read_rc)
         x->recs[i].changeset.p = x->pool.data ? x->pool.data + (uintptr_t)x->recs[i].changeset.p : "";
     if (x->n == 0)
         return 0;
+    if (r->apply_delay_ms > 0)
+        time_sleep_us((int64_t)r->apply_delay_ms * 1000);     /* test hook: a slow standby */
     if (x->pending_rewind) {
         uint8_t h[REPL_HASH_LEN], at[REPL_HASH_LEN];
 
@@ -356,6 +362,7 @@ static int on_snapshot_begin(struct receiver *x)
     }
     log_info("replication: receiving a snapshot", "lsn", log_i64((int64_t)tip.lsn), "bytes",
              log_i64((int64_t)sb->total_bytes), NULL);
+    repl_set_sync(r, REPL_SYNC_SNAPSHOT, x->common);
     rc = repl_snapshot_rx_begin(&x->rx, path, sb->total_bytes, &tip, sb->schema_version, err, sizeof(err));
     free(path);
     if (rc != 0) {
@@ -402,6 +409,7 @@ static int on_snapshot_end(struct receiver *x)
     x->pending_rewind = false;
     x->common = fj.tip.lsn;
     x->mine->last.lsn = fj.tip.lsn;
+    repl_set_sync(r, REPL_SYNC_CATCHING_UP, x->common);
     log_info("replication: snapshot installed", "lsn", log_i64((int64_t)fj.tip.lsn), "ms",
              log_i64((time_mono_us() - t0) / 1000), NULL);
     return send_ack(x);
@@ -491,6 +499,9 @@ static bool session(struct receiver *x)
     x->common = repl_history_common(x->mine->history, x->mine->n_history, x->mine->last.lsn, a->history,
                                     a->n_history, a->last.lsn);
     x->pending_rewind = !empty && x->common < x->mine->last.lsn;
+    /* status: rewinding until our records after common are undone, then
+     * catching up until we reach the active's position of now */
+    repl_set_sync(r, x->pending_rewind ? REPL_SYNC_REWINDING : REPL_SYNC_CATCHING_UP, x->common);
     if (x->pending_rewind) {
         log_warn("rejoin: this node holds transactions the active does not", "common_lsn",
                  log_i64((int64_t)x->common), "our_lsn", log_i64((int64_t)x->mine->last.lsn), "active_lsn",
@@ -568,6 +579,7 @@ static bool session(struct receiver *x)
             r->active_lsn = x->f->u.heartbeat.pos.lsn;
             r->last_heartbeat_mono = time_mono_us();
             pthread_mutex_unlock(&r->mu);
+            repl_sync_progress(r);
             rc = send_ack(x);
             break;
         case REPL_FRAME_SNAPSHOT_BEGIN:
@@ -610,6 +622,7 @@ static bool session(struct receiver *x)
     pthread_mutex_lock(&r->mu);
     r->active_name[0] = '\0';
     pthread_mutex_unlock(&r->mu);
+    repl_set_sync(r, REPL_SYNC_DISCONNECTED, 0);
     return streaming;
 }
 

@@ -35,7 +35,9 @@
  *
  * Roles: promotion and demotion run under role_mu. Promotion persists
  * epoch + 1 and its epoch_history entry before the store turns writable;
- * demotion makes the store read-only before anything else. Fencing is a
+ * demotion makes the store read-only before anything else, then drains:
+ * the sender streams until the standby acknowledged the final lsn
+ * (drain_standby). Fencing is a
  * demotion caused by meeting a peer with a higher epoch (in its HELLO).
  */
 #include "repl/repl.h"
@@ -480,12 +482,15 @@ void repl_on_ack(struct repl *r, struct db *db, const struct repl_ack *ack)
     int64_t us = 0;
 
     pthread_mutex_lock(&r->mu);
+    r->last_ack_mono = time_mono_us();
     if (ack->written.lsn > r->acked_written && ack->written.lsn <= r->tip_lsn) {
         r->acked_written = ack->written.lsn;
         advanced = true;
     }
-    if (ack->applied.lsn > r->acked_applied && ack->applied.lsn <= r->tip_lsn)
+    if (ack->applied.lsn > r->acked_applied && ack->applied.lsn <= r->tip_lsn) {
         r->acked_applied = ack->applied.lsn;
+        pthread_cond_broadcast(&r->cv);
+    }
     if (advanced) {
         us = ring_get(r, r->acked_written);
         pthread_cond_broadcast(&r->cv);
@@ -521,6 +526,7 @@ void repl_sender_attached(struct repl *r, struct repl_session *s, const char *na
     pthread_mutex_lock(&r->mu);
     r->sender = s;
     r->peer_connected = true;
+    r->last_ack_mono = time_mono_us();
     snprintf(r->peer_name, sizeof(r->peer_name), "%s", name);
     /* what the standby holds now is acknowledged, whatever we thought: it
      * may have applied records whose ACK was lost with the last connection */
@@ -548,12 +554,16 @@ void repl_sender_detached(struct repl *r, struct repl_session *s)
         r->sender = NULL;
         r->peer_connected = false;
         r->standalone_target = 0;
+        if (atomic_load(&r->n->role) != NODE_ACTIVE)
+            r->drain_lsn = 0;     /* a demotion's drain ends with its sender */
     }
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
 }
 
 /* ----------------------------------------------------- standby counters */
+
+static void sync_progress_locked(struct repl *r);
 
 void repl_count_applied(struct repl *r, uint64_t n, int64_t bytes, const struct repl_tip *tip)
 {
@@ -564,8 +574,47 @@ void repl_count_applied(struct repl *r, uint64_t n, int64_t bytes, const struct 
     r->tip_epoch = tip->epoch;
     r->tip_commit_us = (int64_t)tip->commit_us;
     ring_put(r, tip->lsn, (int64_t)tip->commit_us);
+    sync_progress_locked(r);
     pthread_mutex_unlock(&r->mu);
     metric_inc(r->m_applied, NULL, (double)n);
+}
+
+const char *repl_sync_name(enum repl_sync s)
+{
+    switch (s) {
+    case REPL_SYNC_SNAPSHOT: return "snapshot";
+    case REPL_SYNC_REWINDING: return "rewinding";
+    case REPL_SYNC_CATCHING_UP: return "catching_up";
+    case REPL_SYNC_STREAMING: return "streaming";
+    case REPL_SYNC_DISCONNECTED: break;
+    }
+    return "disconnected";
+}
+
+/* (mu) */
+static void sync_progress_locked(struct repl *r)
+{
+    if (r->sync == REPL_SYNC_CATCHING_UP && r->tip_lsn >= r->active_lsn) {
+        r->sync = REPL_SYNC_STREAMING;
+        pthread_cond_broadcast(&r->cv);
+    }
+}
+
+void repl_set_sync(struct repl *r, enum repl_sync s, uint64_t common)
+{
+    pthread_mutex_lock(&r->mu);
+    r->sync = s;
+    if (s != REPL_SYNC_DISCONNECTED)
+        r->common_lsn = common;
+    sync_progress_locked(r);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void repl_sync_progress(struct repl *r)
+{
+    pthread_mutex_lock(&r->mu);
+    sync_progress_locked(r);
+    pthread_mutex_unlock(&r->mu);
 }
 
 void repl_set_diverged(struct repl *r, const char *why)
@@ -628,30 +677,45 @@ static void drop_sessions(struct repl *r)
 }
 
 /* (role_mu) The demoted node's sender streams on until the standby has
- * acknowledged final (the demoted node's last lsn), the standby goes, or
- * the bound passes. Acknowledgements release held writes meanwhile. */
-static void drain_standby(struct repl *r, uint64_t final, struct repl_demote_result *res)
+ * acknowledged final (the demoted node's last lsn) or goes. The demotion
+ * waits for that while the standby makes progress: it returns when the
+ * standby has everything, is gone, sent no ACK for REPL_DRAIN_STALL_MS
+ * (a cut link must not hold the operator's demotion), or the bound
+ * (max(max_lag_ms, 5 s)) passes; in the last two cases the sender keeps
+ * draining in the background until the standby acknowledged final or the
+ * link is declared dead. ACKs release held writes meanwhile. True when the
+ * drain is over (the caller may close the sessions). */
+static bool drain_standby(struct repl *r, uint64_t final, struct repl_demote_result *res)
 {
     int64_t bound = bound_ms(r) > REPL_DEAD_MS ? bound_ms(r) : REPL_DEAD_MS;
     int64_t t0 = time_mono_us(), deadline = t0 + bound * 1000;
-    struct timespec ts;
-    bool had_sender;
+    bool had_sender, over;
 
-    deadline_ts(deadline, &ts);
     pthread_mutex_lock(&r->mu);
     had_sender = r->sender != NULL;
     r->drain_lsn = final ? final : 1;
     pthread_cond_broadcast(&r->cv);
-    while (r->sender && r->acked_applied < final && !atomic_load(&r->stopping) && time_mono_us() < deadline)
+    for (;;) {
+        int64_t now = time_mono_us(), wake_at = now + 50000;
+        struct timespec ts;
+
+        if (!r->sender || r->acked_applied >= final || atomic_load(&r->stopping) || now >= deadline ||
+            now - r->last_ack_mono > REPL_DRAIN_STALL_MS * 1000)
+            break;
+        deadline_ts(wake_at < deadline ? wake_at : deadline, &ts);
         pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
     res->standby_acked_lsn = r->acked_applied;
     res->drained = r->acked_applied >= final;
-    r->drain_lsn = 0;
+    over = res->drained || !r->sender || atomic_load(&r->stopping);
+    if (over)
+        r->drain_lsn = 0;
     pthread_mutex_unlock(&r->mu);
     if (had_sender)
         log_info("demote: drained the standby", "final_lsn", log_i64((int64_t)final), "acked_lsn",
-                 log_i64((int64_t)res->standby_acked_lsn), "complete", res->drained ? "true" : "false", "ms",
-                 log_i64((time_mono_us() - t0) / 1000), NULL);
+                 log_i64((int64_t)res->standby_acked_lsn), "complete", res->drained ? "true" : "false",
+                 "continues", over ? "false" : "true", "ms", log_i64((time_mono_us() - t0) / 1000), NULL);
+    return over;
 }
 
 /* (role_mu) drain: an operator's demotion, which serves the standby up to
@@ -662,6 +726,7 @@ static int demote_locked(struct repl *r, const char *why, bool drain, struct rep
     struct node *n = r->n;
     struct repl_demote_result dummy;
     struct repl_waiter *held;
+    bool drained = true;
     int rc;
 
     if (!res)
@@ -697,14 +762,17 @@ static int demote_locked(struct repl *r, const char *why, bool drain, struct rep
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     if (drain)
-        drain_standby(r, res->final_lsn, res);
+        drained = drain_standby(r, res->final_lsn, res);
     pthread_mutex_lock(&r->mu);
     held = take_waiters(r, UINT64_MAX);
     r->peer_connected = false;
+    if (!drain)
+        r->drain_lsn = 0;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     finish_waiters(held, -EROFS);
-    drop_sessions(r);
+    if (drained)
+        drop_sessions(r);     /* else the sender ends itself when the drain does */
     log_warn("demoted to standby", "reason", why, "epoch", log_i64(atomic_load(&n->epoch)), "final_lsn",
              log_i64((int64_t)res->final_lsn), "standby_acked_lsn", log_i64((int64_t)res->standby_acked_lsn), NULL);
     start_receiver(r);
@@ -822,6 +890,7 @@ int repl_promote(struct node *n, const struct repl_promote_opts *o, char *err, s
     r->diverged_reason[0] = '\0';
     r->active_name[0] = '\0';
     r->pause_reason[0] = '\0';
+    r->drain_lsn = 0;             /* a drain still running: that sender now serves a standby of ours */
     if (j.standalone) {
         char why[200];
 
@@ -1273,6 +1342,7 @@ int repl_start(struct node *n, char *err, size_t errlen)
     r->retain_bytes = env_i64("REFUGE_REPL_RETAIN_BYTES", c->retain_bytes);
     r->corrupt_frame = (int)env_i64("REFUGE_TEST_CORRUPT_FRAME", 0);
     r->corrupt_record = (int)env_i64("REFUGE_TEST_CORRUPT_RECORD", 0);
+    r->apply_delay_ms = (int)env_i64("REFUGE_TEST_APPLY_DELAY_MS", 0);
     atomic_init(&r->stopping, false);
     atomic_init(&r->armed, false);
     atomic_init(&r->demoting, false);

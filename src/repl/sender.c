@@ -263,13 +263,15 @@ static int drain_input(struct sender *x)
     }
 }
 
-/* A demotion serves the standby up to its final lsn (repl.c drain_standby). */
-static bool draining(struct repl *r)
+/* A demotion serves the standby up to its final lsn (repl.c drain_standby):
+ * true while this sender should go on although the node is no longer
+ * active. UINT64_MAX: the final lsn is not known yet. */
+static bool draining(struct repl *r, struct repl_session *s)
 {
     bool d;
 
     pthread_mutex_lock(&r->mu);
-    d = r->drain_lsn != 0;
+    d = r->drain_lsn != 0 && r->sender == s && (r->drain_lsn == UINT64_MAX || r->acked_applied < r->drain_lsn);
     pthread_mutex_unlock(&r->mu);
     return d;
 }
@@ -322,7 +324,7 @@ static void stream(struct sender *x, const struct repl_hello *peer, const struct
         int timeout;
         ssize_t rd;
 
-        if (!repl_running(r) || (atomic_load(&r->n->role) != NODE_ACTIVE && !draining(r))) {
+        if (!repl_running(r) || (atomic_load(&r->n->role) != NODE_ACTIVE && !draining(r, x->s))) {
             repl_send_error(x->c, REPL_ERR_SHUTDOWN, "%s",
                             repl_running(r) ? "this node is no longer active" : "shutting down");
             break;

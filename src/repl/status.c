@@ -37,6 +37,8 @@ void repl_status_fill_node(struct node *n, json_t *obj)
     char why[300], last_error[300], cid[UUID_STRLEN + 1], sa_reason[240];
     bool standalone;
     int64_t sa_since;
+    enum repl_sync sync;
+    uint64_t common;
     double rate;
     int64_t exposure = 0, lag_ms = 0, lag_records = 0, lag_bytes = 0;
     json_t *peer;
@@ -65,6 +67,8 @@ void repl_status_fill_node(struct node *n, json_t *obj)
     standalone = atomic_load(&r->standalone) && active;
     memcpy(sa_reason, r->standalone_reason, sizeof(sa_reason));
     sa_since = r->standalone_since_us;
+    sync = r->sync;
+    common = r->common_lsn;
     pthread_mutex_unlock(&r->mu);
 
     if (active && r->has_peer) {
@@ -116,4 +120,14 @@ void repl_status_fill_node(struct node *n, json_t *obj)
                                                       last_error[0] ? last_error : NULL));
     if (!active && active_name[0])
         json_object_set_new(obj, "active_node", json_string(active_name));
+    /* sync_state: "active" on the active node; on a standby where its
+     * receiver is (internal.h enum repl_sync), or "halted" when apply
+     * stopped (diverged). A rejoining old primary reports "rewinding" while
+     * it still holds its divergent tail and "catching_up" until it reached
+     * the active's position of its session start: only "streaming" means
+     * it follows live. */
+    json_object_set_new(obj, "sync_state",
+                        json_string(active ? "active" : diverged ? "halted" : repl_sync_name(sync)));
+    if (!active && sync != REPL_SYNC_DISCONNECTED)
+        json_object_set_new(obj, "common_lsn", json_integer((json_int_t)common));
 }

@@ -4,8 +4,9 @@ tests/dr/conftest.py belongs to the refugectl tests, so the fault tests
 import these (`from fault_fixtures import *`):
 
   topo            a fresh Topology (topology.py) per test: network namespaces
-                  when root, loopback otherwise; the test's own thread sits on
-                  the client host for the whole test; always torn down.
+                  when root, loopback otherwise (or with REFUGE_FAULT_LOOPBACK=1);
+                  the test's own thread sits on the client host for the whole
+                  test; always torn down.
   make_cluster    make_cluster(**kw) -> a started faults.Cluster on topo;
                   every process killed at teardown, whatever happened.
   fault_results   the session's collector: record(scenario, cycles, acked,
@@ -127,7 +128,7 @@ def fault_results(request):
 
 @pytest.fixture
 def topo(fault_results):
-    t = topology.Topology()
+    t = topology.Topology(force_loopback=os.environ.get("REFUGE_FAULT_LOOPBACK") == "1")
     fault_results.where.add(t.describe() if not t.netns else
                             "network namespaces" + ("; " + "; ".join(t.notes) if t.notes else ""))
     try:

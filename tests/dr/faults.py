@@ -76,13 +76,18 @@ def wait_for(cond, timeout=20.0, what="condition", interval=0.05):
     raise AssertionError("timed out after %.0f s waiting for %s (last: %r)" % (timeout, what, last))
 
 
+_asan = []
+
+
 def asan_build():
     """True when refuged is built with AddressSanitizer (its allocator changes RSS figures)."""
-    try:
-        with open(REFUGED, "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
+    if not _asan:
+        try:
+            with open(REFUGED, "rb") as f:
+                _asan.append(b"__asan_init" in f.read())
+        except OSError:
+            _asan.append(False)
+    return _asan[0]
 
 
 # ------------------------------------------------------------------ nodes

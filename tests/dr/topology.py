@@ -219,7 +219,7 @@ class _Pipe:
                     self.cv.notify()
                 if not d:
                     return
-        except OSError:
+        except (OSError, ValueError):       # reset() closed the socket under us
             with self.cv:
                 self.eof = True
                 self.cv.notify()
@@ -257,7 +257,7 @@ class _Pipe:
                         time.sleep(len(part) / float(rate))
                 else:
                     self.dst.sendall(d)
-        except OSError:
+        except (OSError, ValueError):
             pass
         self.dead = True
         for s in (self.dst, self.src):
@@ -350,7 +350,10 @@ class WanLink:
             if self.cut.is_set():
                 time.sleep(0.01)        # a partition: connections wait in the backlog, unanswered
                 continue
-            r, _, _ = select.select([ls], [], [], 0.05)
+            try:
+                r, _, _ = select.select([ls], [], [], 0.05)
+            except (OSError, ValueError):
+                return                  # closed
             if not r or self.closed:
                 continue
             try:

@@ -882,6 +882,20 @@ def test_failover_uses_region_b_directory(tmp_path):
         wait_for(lambda: corp(a)["context_csn"] == want and corp(b)["context_csn"] == want, timeout=10,
                  what="both regions report the same contextCSN")
 
+        # refugectl status puts each region's directory state next to the store's lag
+        cluster = os.path.join(base, "cluster.conf")
+        with open(cluster, "w") as f:
+            f.write("[cluster]\nname = t\nadmin_credentials = %s\n"
+                    "[haproxy]\nsocket = %s/no-haproxy.sock\nfrontend_url = %s\n"
+                    "[node.%s]\nadmin_url = %s\nregion = region-a\nhaproxy_server = a\n"
+                    "[node.%s]\nadmin_url = %s\nregion = region-b\nhaproxy_server = b\n"
+                    % (os.path.join(a.data_dir, "bootstrap-admin.json"), base, a.url, a.name, a.url, b.name, b.url))
+        out = subprocess.run([REFUGECTL, "status", "-c", cluster], capture_output=True, text=True, timeout=30)
+        assert "directory corp: in sync with %s's directory" % a.name in out.stdout, out.stdout + out.stderr
+        js = json.loads(subprocess.run([REFUGECTL, "status", "-c", cluster, "--json"], capture_output=True,
+                                       text=True, timeout=30).stdout)
+        assert not [p for p in js["problems"] if "directory corp" in p["text"]], js["problems"]
+
         # region A is lost, node and directory
         a.kill()
         dir_a.kill()

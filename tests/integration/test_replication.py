@@ -430,6 +430,122 @@ def test_rejoin_rewinds_divergent_writes(workdir, nodes):
     assert_same_tables(a, b)
 
 
+def test_demote_serves_the_standby_to_the_final_lsn(workdir, nodes):
+    """Writes acknowledged just before a demotion reach the standby: the
+    demoted node streams until the standby acknowledged its final lsn, so
+    an immediate promotion of the standby has them (switchover)."""
+    a, b, tok = start_pair(nodes, workdir, env_b={"REFUGE_TEST_APPLY_DELAY_MS": "300"})
+    wait_caught_up(a, b, tok)
+    names = ["last%d" % i for i in range(6)]
+    for n in names:
+        assert create_tenant(a, tok, n).status_code == 201
+    tip = status(a, tok)["lsn"]
+    assert status(b, tok)["lsn"] < tip               # the slow standby is behind
+    r = a.post("/admin/v1/node/demote", headers=auth(tok))
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["role"] == "standby" and d["writable"] is False
+    assert d["demote"] == {"final_lsn": tip, "standby_acked_lsn": tip, "drained": True}
+    assert status(b, tok)["lsn"] == tip
+    r = b.post("/admin/v1/node/promote", headers=auth(tok))
+    assert r.status_code == 200, r.text
+    assert set(names) <= tenant_names(b)
+    # the old active follows the new one
+    assert create_tenant(b, tok, "after").status_code == 201
+    wait_caught_up(b, a, tok)
+    assert_same_tables(b, a)
+    # a demotion with no standby attached does not wait
+    t0 = time.monotonic()
+    b.kill()
+    r = a.post("/admin/v1/node/promote", headers=auth(tok))
+    assert r.status_code == 200
+    assert create_tenant(a, tok, "alone").status_code == 201
+    r = a.post("/admin/v1/node/demote", headers=auth(tok))
+    assert r.status_code == 200 and r.json()["demote"]["drained"] is False
+    assert time.monotonic() - t0 < 4
+
+
+def test_rejoin_reports_rewinding_then_streaming(workdir, nodes):
+    """A rejoining old primary says "rewinding" while it still holds its
+    divergent tail, and "streaming" only once at the active's position."""
+    a, b, tok = start_pair(nodes, workdir, env_a={"REFUGE_TEST_APPLY_DELAY_MS": "1500"})
+    for i in range(3):
+        assert create_tenant(a, tok, "base%d" % i).status_code == 201
+    wait_caught_up(a, b, tok, timeout=40)
+    b.kill()
+    for i in range(3):
+        assert create_tenant(a, tok, "lost%d" % i).status_code == 201
+    a.kill()
+    b.start()
+    r = b.post("/admin/v1/node/promote", headers=auth(tok))
+    assert r.status_code == 200, r.text
+    for i in range(3):
+        assert create_tenant(b, tok, "new%d" % i).status_code == 201
+    target = status(b, tok)["lsn"]
+    a.start()
+    seen = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        s = status(a, tok)
+        seen.append((s["sync_state"], s["lsn"], s["lsn_epoch"], s["peer"]["connected"], s["role"]))
+        if s["sync_state"] == "streaming":
+            break
+        time.sleep(0.05)
+    states = [x[0] for x in seen]
+    assert states[-1] == "streaming", seen
+    rewinding = [x for x in seen if x[0] == "rewinding"]
+    assert rewinding, seen
+    # while rewinding it is connected, a standby, and still holds its old epoch-1 tip
+    assert all(x[3] and x[4] == "standby" and x[2] == 1 and x[1] > 0 for x in rewinding), rewinding
+    # streaming only at the active's position, in its epoch
+    assert seen[-1][1] == target and seen[-1][2] == 2, seen[-1]
+    assert all(x[2] == 2 for x in seen if x[0] in ("catching_up", "streaming")), seen
+    assert status(a, tok)["common_lsn"] < seen[-1][1]
+    assert status(b, tok)["sync_state"] == "active"
+
+
+def test_quick_promote_demote_is_not_divergence(workdir, nodes):
+    """A standby promoted and demoted before it wrote anything keeps an epoch
+    with no record in its history. After it followed the next active, its
+    reconnection must not take that for divergence (it once exported and
+    rewound every record after the switch: common_lsn 1, 391 transactions)."""
+    a, b, tok = start_pair(nodes, workdir)
+    for i in range(3):
+        assert create_tenant(a, tok, "pre%d" % i).status_code == 201
+    wait_caught_up(a, b, tok)
+    assert a.post("/admin/v1/node/demote", headers=auth(tok)).status_code == 200
+    r = b.post("/admin/v1/node/promote", headers=auth(tok))
+    assert r.status_code == 200 and r.json()["epoch"] == 2
+    wait_for(lambda: (lambda s: s["epoch"] == 2 and s["sync_state"] == "streaming")(status(a, tok)), 20,
+             "a to follow b")
+    # straight back, b wrote nothing in epoch 2
+    assert b.post("/admin/v1/node/demote", headers=auth(tok)).status_code == 200
+    r = a.post("/admin/v1/node/promote", headers=auth(tok))
+    assert r.status_code == 200 and r.json()["epoch"] == 3
+    for i in range(5):
+        assert create_tenant(a, tok, "e3-%d" % i).status_code == 201
+    wait_caught_up(a, b, tok)
+    con = sqlite3.connect("file:%s?mode=ro" % db_path(b), uri=True)
+    hist_b = con.execute("SELECT epoch, start_lsn FROM epoch_history ORDER BY epoch").fetchall()
+    con.close()
+    assert [e for e, _ in hist_b][-2:] == [2, 3] and hist_b[-1][1] == hist_b[-2][1]    # the empty epoch 2
+    # b reconnects: nothing is divergent, nothing is rewound
+    b.kill()
+    b.start()
+    assert create_tenant(a, tok, "after-restart").status_code == 201
+    wait_caught_up(a, b, tok)
+    sb = status(b, tok)
+    assert sb["sync_state"] == "streaming"
+    assert sb["common_lsn"] >= sb["lsn"] - 1
+    assert not os.path.exists(os.path.join(b.data_dir, "divergent"))
+    assert "holds transactions the active does not" not in open(b.log_path).read()
+    assert repl_log(a) == repl_log(b)
+    # the same data; epoch_history is each node's own (b keeps its empty epoch 2)
+    da, db_ = dump(a), dump(b)
+    assert da.pop("epoch_history") != db_.pop("epoch_history")
+    assert da == db_ and "after-restart" in {r[0] for r in da["tenants"]}
+
+
 def test_max_lag_and_remote_apply_without_standby(workdir, nodes):
     a, b = make_pair(workdir, mode="async", max_lag="400ms")
     nodes.extend([a, b])
