@@ -20,13 +20,12 @@ The load here is token issuance and refresh rotation (client secrets): an
 admin JWT minted before a jump would be judged by the jumped clock, which
 is the token layer's business, not replication's.
 """
-import os
 import time
 
 import pytest
 
 from fault_fixtures import fault_results, make_cluster, topo  # noqa: F401
-from faults import Clock, LagSampler, MixedLoad, assert_identical, faketime_lib, missing, new_session, wait_for
+from faults import Clock, MixedLoad, assert_identical, faketime_lib, missing, new_session, wait_for
 
 MAX_LAG_MS = 500
 JUMP_S = 600

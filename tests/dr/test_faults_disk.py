@@ -80,5 +80,5 @@ def test_standby_disk_full(tmpfs_b, make_cluster, fault_results):
     assert not gone, "%d acknowledged writes missing on the standby" % len(gone)
     assert c.b.status()["replication"].get("last_error") in (None, "")
     fault_results.record("(e) standby disk full (64 MiB tmpfs)", rounds, load.count_acked(), len(gone), None,
-                         lag.worst(), "alert %.0f ms after the disk filled; resumed %.0f ms after space returned" % (
-                             worst_alert, worst_resume))
+                         lag.worst(), "%d MiB filler; alert %.0f ms after the disk filled; resumed %.0f ms after "
+                         "space returned" % (filled >> 20, worst_alert, worst_resume))

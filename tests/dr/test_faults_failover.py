@@ -18,6 +18,7 @@ repeated failover/failback with the processes watched for leaks.
 
 Short versions for `make check`; REFUGE_SOAK=1 runs the long ones.
 """
+import os
 import random
 import time
 
@@ -155,7 +156,7 @@ def test_failover_failback_no_leaks(make_cluster, fault_results):
     env = {}
     if asan_build():
         # a small quarantine, so RSS shows the program's memory, not ASan's recycling bin
-        q = {"ASAN_OPTIONS": "quarantine_size_mb=4:" + __import__("os").environ.get("ASAN_OPTIONS", "")}
+        q = {"ASAN_OPTIONS": "quarantine_size_mb=4:" + os.environ.get("ASAN_OPTIONS", "")}
         env = {"a": q, "b": q}
     c = make_cluster(mode="remote_apply", max_lag_ms=1000, env=env)
     cycles = soak(3, 20)

@@ -43,7 +43,6 @@ prints how to run a process in them, `topology down [NAME]` removes them,
 """
 import collections
 import ctypes
-import errno
 import os
 import re
 import select

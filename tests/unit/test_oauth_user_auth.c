@@ -18,6 +18,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "crypto/password.h"
 #include "identity/tenant.h"
 #include "identity/user_auth.h"
@@ -30,23 +32,6 @@ struct fixture {
     struct arena a;
     struct tenant_settings ts;
 };
-
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 struct user_row {
     const char *id, *name, *hash;
@@ -108,7 +93,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     store_close(f->s);
     arena_free(&f->a);
-    remove_tree(f->dir);
+    test_rmtree(f->dir);
     free(f);
     return 0;
 }

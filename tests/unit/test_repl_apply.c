@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <sqlite3.h>
 
 #include "core/buf.h"
@@ -45,25 +47,6 @@ struct fixture {
     struct side a, b;            /* a: active with capture, b: standby */
     struct repl_capture *cap;
 };
-
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        if (unlink(p) != 0)
-            remove_tree(p);     /* a directory (divergent/) */
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static void open_side(struct fixture *f, struct side *s, const char *name, int role)
 {
@@ -110,7 +93,7 @@ static int teardown(void **state)
     store_close(f->a.s);
     store_close(f->b.s);
     repl_capture_free(f->cap);
-    remove_tree(f->dir);
+    test_rmtree(f->dir);
     free(f);
     return 0;
 }

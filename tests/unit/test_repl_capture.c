@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <sqlite3.h>
 
 #include "core/timeutil.h"
@@ -46,24 +48,6 @@ static void on_record(void *arg, const struct repl_tip *tip, size_t bytes)
     f->notified++;
     f->last_notified_lsn = tip->lsn;
     assert_true(bytes > 0);
-}
-
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
 }
 
 static int setup(void **state)
@@ -102,7 +86,7 @@ static int teardown(void **state)
 
     store_close(f->s);
     repl_capture_free(f->cap);
-    remove_tree(f->dir);
+    test_rmtree(f->dir);
     free(f);
     return 0;
 }

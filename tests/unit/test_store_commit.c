@@ -23,6 +23,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/buf.h"
 #include "core/metrics.h"
 #include "store/store.h"
@@ -34,36 +36,6 @@ struct fixture {
     char path[600];
     struct store *s;
 };
-
-static void make_tmpdir(char *dir, size_t len)
-{
-    const char *base = getenv("REFUGE_TEST_TMP");
-
-    if (!base || !*base)
-        base = "/tmp";
-    if (mkdir(base, 0700) != 0 && errno != EEXIST)
-        fail_msg("mkdir %s: %s", base, strerror(errno));
-    snprintf(dir, len, "%s/store-commit-XXXXXX", base);
-    assert_non_null(mkdtemp(dir));
-}
-
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static int create_t(struct db *db, void *arg)
 {
@@ -84,7 +56,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
 
-    make_tmpdir(f->dir, sizeof(f->dir));
+    test_tmpdir(f->dir, sizeof(f->dir), "store-commit");
     snprintf(f->path, sizeof(f->path), "%s/refuge.db", f->dir);
     *state = f;
     return 0;
@@ -95,7 +67,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     store_close(f->s);
-    remove_tree(f->dir);
+    test_rmtree(f->dir);
     free(f);
     return 0;
 }

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <sqlite3.h>
 
 #include "store/db.h"
@@ -25,42 +27,12 @@ struct fixture {
     struct db *db;
 };
 
-static void make_tmpdir(char *dir, size_t len)
-{
-    const char *base = getenv("REFUGE_TEST_TMP");
-
-    if (!base || !*base)
-        base = "/tmp";
-    if (mkdir(base, 0700) != 0 && errno != EEXIST)
-        fail_msg("mkdir %s: %s", base, strerror(errno));
-    snprintf(dir, len, "%s/store-db-XXXXXX", base);
-    assert_non_null(mkdtemp(dir));
-}
-
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     char err[256];
 
-    make_tmpdir(f->dir, sizeof(f->dir));
+    test_tmpdir(f->dir, sizeof(f->dir), "store-db");
     snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
     assert_int_equal(db_open(f->path, 0, &f->db, err, sizeof(err)), 0);
     assert_int_equal(db_exec(f->db, "CREATE TABLE t (a TEXT, b TEXT, c INTEGER);"
@@ -75,7 +47,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     db_close(f->db);
-    remove_tree(f->dir);
+    test_rmtree(f->dir);
     free(f);
     return 0;
 }

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -38,24 +40,6 @@ struct fixture {
     struct store_completion *held;
     atomic_int holds;
 };
-
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static int create_t(struct db *db, void *arg)
 {
@@ -88,7 +72,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     store_close(f->s);
-    remove_tree(f->dir);
+    test_rmtree(f->dir);
     free(f);
     return 0;
 }

@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #define SQLITE_ENABLE_SESSION 1
 #define SQLITE_ENABLE_PREUPDATE_HOOK 1
 #include <sqlite3.h>
@@ -30,43 +32,13 @@ struct fixture {
     struct store *s;
 };
 
-static void make_tmpdir(char *dir, size_t len)
-{
-    const char *base = getenv("REFUGE_TEST_TMP");
-
-    if (!base || !*base)
-        base = "/tmp";
-    if (mkdir(base, 0700) != 0 && errno != EEXIST)
-        fail_msg("mkdir %s: %s", base, strerror(errno));
-    snprintf(dir, len, "%s/store-schema-XXXXXX", base);
-    assert_non_null(mkdtemp(dir));
-}
-
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     struct store_opts o = { 0 };
     char err[256];
 
-    make_tmpdir(f->dir, sizeof(f->dir));
+    test_tmpdir(f->dir, sizeof(f->dir), "store-schema");
     snprintf(f->path, sizeof(f->path), "%s/refuge.db", f->dir);
     o.path = f->path;
     assert_int_equal(store_open(&o, &f->s, err, sizeof(err)), 0);
@@ -79,7 +51,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     store_close(f->s);
-    remove_tree(f->dir);
+    test_rmtree(f->dir);
     free(f);
     return 0;
 }
