@@ -23,6 +23,42 @@ static bool has_body(const struct http_request *req)
     return false;
 }
 
+/* The optional promote body {"reason": "...", "allow_standalone": true}.
+ * 0, or -1 after answering 400. */
+static int promote_opts(struct http_request *req, struct repl_promote_opts *o, char *reason, size_t len)
+{
+    const char *bad = NULL;
+    json_t *body, *v;
+
+    if (!has_body(req))
+        return 0;
+    if (!(body = http_json_body(req)))
+        return -1;
+    if (!json_is_object(body)) {
+        bad = "the body must be a JSON object";
+        goto out;
+    }
+    v = json_object_get(body, "allow_standalone");
+    if (v && !json_is_boolean(v)) {
+        bad = "allow_standalone must be a boolean";
+        goto out;
+    }
+    o->allow_standalone = v && json_is_true(v);
+    v = json_object_get(body, "reason");
+    if (v && !json_is_string(v)) {
+        bad = "reason must be a string";
+        goto out;
+    }
+    if (v)
+        snprintf(reason, len, "%s", json_string_value(v));
+    o->reason = reason;
+out:
+    json_decref(body);
+    if (bad)
+        http_respond_error(req, 400, "invalid_request", bad);
+    return bad ? -1 : 0;
+}
+
 static enum http_result change_role(struct http_request *req, bool promote)
 {
     static const char *const scopes[] = { "refuge:admin", NULL };
@@ -41,37 +77,9 @@ static enum http_result change_role(struct http_request *req, bool promote)
     }
     if (promote) {
         struct repl_promote_opts o = { 0 };
-        json_t *req_body = NULL;
 
-        /* optional body: {"reason": "...", "allow_standalone": true} */
-        if (has_body(req)) {
-            json_t *v;
-
-            if (!(req_body = http_json_body(req)))
-                return HTTP_DONE;
-            if (!json_is_object(req_body)) {
-                json_decref(req_body);
-                http_respond_error(req, 400, "invalid_request", "the body must be a JSON object");
-                return HTTP_DONE;
-            }
-            v = json_object_get(req_body, "allow_standalone");
-            if (v && !json_is_boolean(v)) {
-                json_decref(req_body);
-                http_respond_error(req, 400, "invalid_request", "allow_standalone must be a boolean");
-                return HTTP_DONE;
-            }
-            o.allow_standalone = v && json_is_true(v);
-            v = json_object_get(req_body, "reason");
-            if (v && !json_is_string(v)) {
-                json_decref(req_body);
-                http_respond_error(req, 400, "invalid_request", "reason must be a string");
-                return HTTP_DONE;
-            }
-            if (v)
-                snprintf(reason, sizeof(reason), "%s", json_string_value(v));
-            o.reason = reason;
-            json_decref(req_body);
-        }
+        if (promote_opts(req, &o, reason, sizeof(reason)) != 0)
+            return HTTP_DONE;
         rc = repl_promote(n, &o, err, sizeof(err));
     } else {
         rc = repl_demote(n, &dres, err, sizeof(err));
