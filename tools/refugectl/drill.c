@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/log.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
 #include "drill.h"
@@ -355,6 +356,12 @@ static void print_summary(const struct drill *d)
                "successful writes %lld ms, %s\n", d->first_active, (long long)d->so.pause_ms,
                (long long)d->switch_pause_ms, d->switch_fail_ms > 0 ? "some requests failed" : "no request failed");
     printf("  data              %s: %s\n", d->data_equal ? "both nodes equal" : "NOT EQUAL", d->data_detail);
+    for (size_t i = 0; i < d->ndirs; i++)
+        printf("  directory         %s: %s%s%s\n", d->dirs[i].name,
+               d->dirs[i].rc == 0 ? "in sync across the regions" : d->dirs[i].rc == 1 ? "standby region behind by "
+                                                                                       : "unknown: ",
+               d->dirs[i].rc == 1 ? log_i64(d->dirs[i].lag_ms) : d->dirs[i].rc < 0 ? d->dirs[i].why : "",
+               d->dirs[i].rc == 1 ? " ms" : "");
     printf("  objectives        %s%s%s%s%s\n", d->objectives_met ? ctl_col(CTL_GREEN) : ctl_col(CTL_RED),
            d->objectives_met ? "met" : "missed", ctl_col(CTL_RESET), d->verdict[0] ? ": " : "", d->verdict);
 }
@@ -481,6 +488,18 @@ stop:
              final_active->name, (long long)d->final_lsn[0], in_step ? "" : " (NOT)", final_active->name,
              d->digest[0], ra == 0 ? da : "unavailable", other->name, d->digest[1], rb == 0 ? db : "unavailable");
     ctl_step("verify", "%s", d->data_detail);
+    /* The user stores in LDAP: the standby region's directory has what the
+     * active region's has (contextCSN; both stamped by the provider). */
+    struct ctl_status sa = { 0 }, so = { 0 };
+    ctl_status_fetch(c, final_active, (int)c->request_timeout_ms, &sa);
+    ctl_status_fetch(c, other, (int)c->request_timeout_ms, &so);
+    if (sa.rc == 0 && so.rc == 0)
+        d->ndirs = ctl_directories_compare(sa.raw, so.raw, d->dirs, sizeof d->dirs / sizeof d->dirs[0]);
+    for (size_t i = 0; i < d->ndirs; i++)
+        ctl_step("verify", "directory %s: %s", d->dirs[i].name,
+                 d->dirs[i].rc == 0 ? "in sync" : d->dirs[i].rc == 1 ? "behind" : d->dirs[i].why);
+    ctl_status_free(&sa);
+    ctl_status_free(&so);
     phase_end(d);
 
     measure(d);
@@ -497,6 +516,13 @@ stop:
         missed(d, "%lld acknowledged write(s) lost in %s mode", (long long)d->lost, d->mode);
     if (!d->data_equal)
         missed(d, "the nodes' data differ");
+    for (size_t i = 0; i < d->ndirs; i++) {
+        if (d->dirs[i].rc < 0)
+            missed(d, "directory %s: replication state unknown (%s)", d->dirs[i].name, d->dirs[i].why);
+        else if (d->dirs[i].rc == 1 && d->dirs[i].lag_ms > c->rpo_target_ms)
+            missed(d, "directory %s %lld ms behind (RPO objective %lld ms)", d->dirs[i].name,
+                   (long long)d->dirs[i].lag_ms, (long long)c->rpo_target_ms);
+    }
     if (drill_write_report(d, report_dir, err, sizeof err) < 0)
         ctl_warn("report: %s", err);
     else

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cluster.h"
+#include "directory.h"
 #include "dr.h"
 
 #define DRILL_MAX_THREADS 16
@@ -103,6 +104,8 @@ struct drill {
     char digest[2][80];
     char data_detail[512];
     int64_t final_lsn[2];
+    struct ctl_dir_state dirs[8];   /* LDAP directories, standby region against the active one */
+    size_t ndirs;
     bool objectives_met;
     char verdict[512];
     int rc;

@@ -18,7 +18,7 @@
 
 #include "core/json.h"
 #include "core/timeutil.h"
-#include "ldap/userstore.h"
+#include "directory.h"
 #include "refugectl.h"
 #include "view.h"
 
@@ -76,68 +76,6 @@ static int64_t artifact_drift(const json_t *raw)
     return -1;
 }
 
-/* ---------------------------------------------- directory replication */
-
-/* The "ldap" stores a node reports (src/ldap: ldap_status_fill), or NULL. */
-static const json_t *ldap_stores(const json_t *raw)
-{
-    const json_t *l = json_object_get(raw, "ldap");
-    const json_t *st = json_is_object(l) ? json_object_get(l, "stores") : NULL;
-    return json_is_array(st) && json_array_size(st) ? st : NULL;
-}
-
-static const json_t *ldap_store_named(const json_t *stores, const char *name)
-{
-    size_t i;
-    const json_t *e;
-    json_array_foreach(stores, i, e) {
-        if (strcmp(jsonx_str(e, "name", ""), name) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-#define CSN_MAX 16
-static size_t csn_list(const json_t *store, const char **out)
-{
-    const json_t *a = json_object_get(store, "context_csn");
-    size_t i, n = 0;
-    const json_t *e;
-    if (!json_is_array(a))
-        return 0;
-    json_array_foreach(a, i, e) {
-        if (json_is_string(e) && n < CSN_MAX)
-            out[n++] = json_string_value(e);
-    }
-    return n;
-}
-
-/* A standby region's directory against the active region's, by contextCSN
- * (OpenLDAP syncrepl): both CSNs were stamped by the provider, so the lag is
- * measured on one clock. Returns 0 in sync, 1 behind (*lag_ms), <0 unknown
- * (text in why). */
-static int directory_lag(const json_t *active_store, const json_t *standby_store, int64_t *lag_ms,
-                         const char **why)
-{
-    const char *p[CSN_MAX], *c[CSN_MAX];
-    size_t np = csn_list(active_store, p), nc = csn_list(standby_store, c);
-    *why = NULL;
-    if (!json_is_true(json_object_get(standby_store, "up"))) {
-        *why = "directory down";
-        return -1;
-    }
-    if (np == 0 || nc == 0) {
-        *why = "no contextCSN read yet";
-        return -1;
-    }
-    int rc = ldap_csn_lag_ms(p, np, c, nc, lag_ms);
-    if (rc == -ENOENT)
-        *why = "consumer lacks a provider server id";
-    else if (rc < 0)
-        *why = "malformed contextCSN";
-    return rc;
-}
-
 static void diagnose(const struct ctl_view *v, struct problems *ps)
 {
     const struct ctl_cluster *c = v->c;
@@ -185,25 +123,16 @@ static void diagnose(const struct ctl_view *v, struct problems *ps)
         int64_t d = artifact_drift(s->raw);
         if (d > 0)
             add(ps, SEV_WARN, "%s: %lld artifact file(s) drifted from the replicated copy", n->name, (long long)d);
-        const json_t *mine = ldap_stores(s->raw);
-        const json_t *theirs = actives == 1 && i != first && v->st[first].rc == 0 ? ldap_stores(v->st[first].raw)
-                                                                                 : NULL;
-        size_t k;
-        const json_t *e;
-        if (mine && theirs && ctl_status_is_standby(s)) {
-            json_array_foreach(theirs, k, e) {
-                const json_t *m = ldap_store_named(mine, jsonx_str(e, "name", ""));
-                int64_t lag = 0;
-                const char *why = NULL;
-                int r = m ? directory_lag(e, m, &lag, &why) : -1;
-                if (!m)
-                    why = "not defined on this node";
-                if (r < 0)
-                    add(ps, SEV_WARN, "%s: directory %s: replication state unknown (%s)", n->name,
-                        jsonx_str(e, "name", "?"), why);
-                else if (r == 1 && lag > c->rpo_target_ms)
+        if (actives == 1 && i != first && v->st[first].rc == 0 && ctl_status_is_standby(s)) {
+            struct ctl_dir_state ds[16];
+            size_t nd = ctl_directories_compare(v->st[first].raw, s->raw, ds, 16);
+            for (size_t k = 0; k < nd; k++) {
+                if (ds[k].rc < 0)
+                    add(ps, SEV_WARN, "%s: directory %s: replication state unknown (%s)", n->name, ds[k].name,
+                        ds[k].why);
+                else if (ds[k].rc == 1 && ds[k].lag_ms > c->rpo_target_ms)
                     add(ps, SEV_WARN, "%s: directory %s is %lld ms behind the active region's (RPO objective %lld ms)",
-                        n->name, jsonx_str(e, "name", "?"), (long long)lag, (long long)c->rpo_target_ms);
+                        n->name, ds[k].name, (long long)ds[k].lag_ms, (long long)c->rpo_target_ms);
             }
         }
     }
@@ -295,32 +224,30 @@ static void print_text(const struct ctl_view *v, const struct problems *ps)
             printf("%-10s   %s%s%s\n", "", d ? ctl_col(CTL_YELLOW) : ctl_col(CTL_DIM), pad, ctl_col(CTL_RESET));
         }
         /* The whole RPO picture: each directory's syncrepl state next to the store's lag. */
-        const json_t *mine = ldap_stores(s->raw);
-        const json_t *theirs = actives == 1 && i != first && v->st[first].rc == 0 ? ldap_stores(v->st[first].raw)
-                                                                                 : NULL;
-        size_t k;
-        const json_t *e;
-        json_array_foreach(mine, k, e) {
-            const char *name = jsonx_str(e, "name", "?");
-            bool up = json_is_true(json_object_get(e, "up"));
-            char state[96];
-            if (act || !theirs)
-                snprintf(state, sizeof state, "%s", up ? "up (provider side)" : "DOWN");
-            else {
-                int64_t dlag = 0;
-                const char *why = NULL;
-                const json_t *a = ldap_store_named(theirs, name);
-                int r = a ? directory_lag(a, e, &dlag, &why) : -1;
-                if (r == 0)
-                    snprintf(state, sizeof state, "in sync with %s's directory", c->nodes[first].name);
-                else if (r == 1)
-                    snprintf(state, sizeof state, "behind %s's directory by %lld ms", c->nodes[first].name,
-                             (long long)dlag);
-                else
-                    snprintf(state, sizeof state, "unknown (%s)", a ? why : "not on the active node");
+        const json_t *mine = ctl_directory_stores(s->raw);
+        if (mine && (act || actives != 1 || v->st[first].rc != 0)) {
+            size_t k;
+            const json_t *e;
+            json_array_foreach(mine, k, e) {
+                bool up = json_is_true(json_object_get(e, "up"));
+                printf("%-10s   %sdirectory %s: %s%s\n", "", up ? ctl_col(CTL_DIM) : ctl_col(CTL_YELLOW),
+                       jsonx_str(e, "name", "?"), up ? "up" : "DOWN", ctl_col(CTL_RESET));
             }
-            printf("%-10s   %sdirectory %s: %s%s\n", "", up ? ctl_col(CTL_DIM) : ctl_col(CTL_YELLOW), name, state,
-                   ctl_col(CTL_RESET));
+        } else if (mine) {
+            struct ctl_dir_state ds[16];
+            size_t nd = ctl_directories_compare(v->st[first].raw, s->raw, ds, 16);
+            for (size_t k = 0; k < nd; k++) {
+                char state[160];
+                if (ds[k].rc == 0)
+                    snprintf(state, sizeof state, "in sync with %s's directory", c->nodes[first].name);
+                else if (ds[k].rc == 1)
+                    snprintf(state, sizeof state, "behind %s's directory by %lld ms", c->nodes[first].name,
+                             (long long)ds[k].lag_ms);
+                else
+                    snprintf(state, sizeof state, "unknown (%s)", ds[k].why);
+                printf("%-10s   %sdirectory %s: %s%s\n", "", ds[k].rc == 0 ? ctl_col(CTL_DIM) : ctl_col(CTL_YELLOW),
+                       ds[k].name, state, ctl_col(CTL_RESET));
+            }
         }
     }
     printf("\n");
