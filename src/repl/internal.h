@@ -108,7 +108,7 @@ struct repl {
     char peer_name[REPL_NODE_NAME_MAX + 1];
     uint64_t acked_written, acked_applied;
     uint64_t acked_persisted;
-    int64_t oldest_unacked_us;        /* commit time of acked_written + 1; 0: none */
+    int64_t oldest_unacked_us;        /* commit time of acked_written + 1, monotonic domain; 0: none */
     int64_t last_ack_latency_us;
     struct repl_waiter *w_head, *w_tail;
     size_t nwaiters;

@@ -163,13 +163,25 @@ int repl_send_error(struct repl_conn *c, uint32_t code, const char *fmt, ...)
 
 /* ------------------------------------------------------- ring and tip */
 
-static void ring_put(struct repl *r, uint64_t lsn, int64_t us)
+/*
+ * Lag and RPO exposure are durations on the active node's clock (DESIGN
+ * §5.9), and a wall clock can jump. So a commit time (wall, as stored in
+ * repl_log for people) is translated into the monotonic domain the moment
+ * this node learns of it; every "how old is it" below is then
+ * time_mono_us() - that value, which no wall-clock step can shrink or grow.
+ */
+static int64_t wall_to_mono(int64_t wall_us)
 {
-    r->ring[lsn % REPL_RING].lsn = lsn;
-    r->ring[lsn % REPL_RING].us = us;
+    return time_mono_us() - (time_wall_us() - wall_us);
 }
 
-/* (mu) commit time of lsn from the ring, or 0. */
+static void ring_put(struct repl *r, uint64_t lsn, int64_t wall_us)
+{
+    r->ring[lsn % REPL_RING].lsn = lsn;
+    r->ring[lsn % REPL_RING].us = wall_to_mono(wall_us);
+}
+
+/* (mu) commit time of lsn from the ring, monotonic domain, or 0. */
 static int64_t ring_get(struct repl *r, uint64_t lsn)
 {
     return r->ring[lsn % REPL_RING].lsn == lsn ? r->ring[lsn % REPL_RING].us : 0;
@@ -218,11 +230,11 @@ static void update_oldest(struct repl *r, struct db *db)
     want = r->acked_written + 1;
     us = ring_get(r, want);
     pthread_mutex_unlock(&r->mu);
-    if (us == 0 && db)
-        us = commit_us_at(db, want);
+    if (us == 0 && db && (us = commit_us_at(db, want)) != 0)
+        us = wall_to_mono(us);
     pthread_mutex_lock(&r->mu);
     if (r->acked_written + 1 == want && r->acked_written < r->tip_lsn)
-        r->oldest_unacked_us = us ? us : time_wall_us();
+        r->oldest_unacked_us = us ? us : time_mono_us();
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -258,7 +270,7 @@ static void on_record(void *arg, const struct repl_tip *tip, size_t bytes)
     r->log_bytes += (int64_t)bytes;
     ring_put(r, tip->lsn, (int64_t)tip->commit_us);
     if (r->oldest_unacked_us == 0 && r->acked_written < tip->lsn)
-        r->oldest_unacked_us = (int64_t)tip->commit_us;
+        r->oldest_unacked_us = wall_to_mono((int64_t)tip->commit_us);
     pthread_mutex_unlock(&r->mu);
     wake(r);
 }
@@ -306,7 +318,7 @@ static int hook_admit(void *arg, size_t njobs)
     deadline_ts(deadline, &ts);
     pthread_mutex_lock(&r->mu);
     for (;;) {
-        int64_t lag = r->oldest_unacked_us ? time_wall_us() - r->oldest_unacked_us : 0;
+        int64_t lag = r->oldest_unacked_us ? time_mono_us() - r->oldest_unacked_us : 0;
 
         if (atomic_load(&r->stopping)) {
             rc = -ESHUTDOWN;
@@ -503,7 +515,7 @@ void repl_on_ack(struct repl *r, struct db *db, const struct repl_ack *ack)
         standalone_left(r);
     if (advanced) {
         if (us) {
-            int64_t lat = time_wall_us() - us;
+            int64_t lat = time_mono_us() - us;
 
             pthread_mutex_lock(&r->mu);
             r->last_ack_latency_us = lat;
@@ -1228,7 +1240,7 @@ static double g_exposure(void *arg)
 
     pthread_mutex_lock(&r->mu);
     if (atomic_load(&r->n->role) == NODE_ACTIVE && r->has_peer && r->oldest_unacked_us)
-        v = (double)(time_wall_us() - r->oldest_unacked_us) / 1000.0;
+        v = (double)(time_mono_us() - r->oldest_unacked_us) / 1000.0;
     pthread_mutex_unlock(&r->mu);
     return v < 0 ? 0 : v;
 }

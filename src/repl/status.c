@@ -73,7 +73,7 @@ void repl_status_fill_node(struct node *n, json_t *obj)
 
     if (active && r->has_peer) {
         lag_records = (int64_t)(tip - acked);
-        exposure = oldest ? (time_wall_us() - oldest) / 1000 : 0;
+        exposure = oldest ? (time_mono_us() - oldest) / 1000 : 0;   /* monotonic domain (repl.c) */
         if (exposure < 0)
             exposure = 0;
         lag_ms = exposure;

@@ -80,13 +80,6 @@ def test_clock_jumps_change_no_decision(clocks, make_cluster, fault_results):
                          "no write refused, no role or epoch change")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug (src/repl/repl.c hook_admit, update_oldest, g_exposure, status.c): the lag that "
-    "bounds async writes is time_wall_us() minus the oldest unacknowledged record's commit_us, "
-    "both CLOCK_REALTIME. When the active's wall clock steps back, the lag goes negative (clamped to "
-    "0 in the status), so with the standby cut off the active keeps acknowledging writes far past "
-    "max_lag_ms: the RPO bound is lost for as long as the step. The bound should be measured on "
-    "CLOCK_MONOTONIC (keep a monotonic time next to each record's commit time in the ring)."))
 def test_clock_jump_back_on_active_keeps_rpo_bound(clocks, make_cluster, fault_results):
     c = make_cluster(mode="async", max_lag_ms=MAX_LAG_MS, env={"a": clocks["a"].env()})
     load = MixedLoad(c, url=c.a.url, kinds=("token",)).start()

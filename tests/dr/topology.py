@@ -29,8 +29,10 @@ one-way delay, an optional bandwidth limit, and cuts the link on demand
 (partition: nothing is forwarded, nothing is closed; in netns mode the
 router also blackholes the replication ports, so packets vanish as in a real
 partition, no RST, no FIN). `tc netem` is used for the delay when the kernel
-has it (CONFIG_NET_SCH_NETEM); where it does not (this project's CI kernel),
-the relay delays instead, and the topology's `notes` say so.
+has it (CONFIG_NET_SCH_NETEM), on the router's links to both regions (so a
+client's path to a region crosses the WAN delay too); where it does not
+(this project's CI kernel), the relay delays instead, and the topology's
+`notes` say so.
 
 Names: every namespace starts with PREFIX = rfgf<pid>-<n>-, so parallel and
 earlier runs never collide; namespaces of a prefix whose pid is gone are
