@@ -354,8 +354,26 @@ static bool hook_hold(void *arg, struct store_completion *c)
     uint64_t lsn = repl_capture_batch_lsn(r->cap);
     struct repl_waiter *w;
 
-    if (lsn == 0 || !gating(r) || r->conf->repl_mode == CONF_MODE_ASYNC)
+    if (lsn == 0 || r->conf->repl_mode == CONF_MODE_ASYNC)
         return false;
+    if (!gating(r)) {
+        /* A batch that committed while this node was being demoted: nobody
+         * will wait for its acknowledgement any more, and releasing it as a
+         * success would acknowledge what no standby confirmed. Unless the
+         * standby already has it, it fails (-EROFS: the client retries on
+         * the new active, where the rewind will have removed it). */
+        bool demoted = atomic_load(&r->armed) && r->has_peer && !atomic_load(&r->standalone) &&
+                       atomic_load(&r->n->role) != NODE_ACTIVE;
+        if (!demoted)
+            return false;
+        pthread_mutex_lock(&r->mu);
+        bool acked = (r->conf->repl_mode == CONF_MODE_REMOTE_APPLY ? r->acked_applied : r->acked_written) >= lsn;
+        pthread_mutex_unlock(&r->mu);
+        if (acked)
+            return false;
+        store_completion_finish(c, -EROFS);
+        return true;
+    }
     w = xcalloc(1, sizeof(*w));
     w->lsn = lsn;
     w->deadline_us = time_mono_us() + bound_ms(r) * 1000;
