@@ -108,7 +108,7 @@ def ratio_of(a, b, col):
 
 
 def goal(issue, text, measured, ok, note="", why=""):
-    if measured is None:
+    if not measured:
         rows.append((issue, text, "—", "not measured", note))
     elif ok is None:
         rows.append((issue, text, measured, "reported", note))

@@ -152,7 +152,9 @@ int oauth_jwt_access_token(struct node *n, struct db *db, const char *tenant, st
     jw_str(&w, "scope", c->scope);
     if (c->auth_time)
         jw_int(&w, "auth_time", c->auth_time);
-    if (c->auth_time && scope_has(c->scope, "groups")) {
+    if (c->auth_time && scope_has(c->scope, "groups") && c->groups_json) {
+        jw_raw(&w, "groups", c->groups_json);
+    } else if (c->auth_time && scope_has(c->scope, "groups")) {
         /* RFC 9068 §2.2.3.1: a user's groups for the resource server. */
         json_t *g = user_groups_json(db, tenant, c->sub);
         char *gs = jsonx_dump(g);
@@ -295,8 +297,10 @@ int oauth_id_token(struct node *n, struct db *db, const char *tenant, const stru
     if (c->access_token && oauth_token_half_hash(crypto_key_alg(k), c->access_token, at_hash) == 0)
         json_object_set_new(p, "at_hash", json_string(at_hash));
     oauth_user_claims(p, c->scope, c->user_data, c->user_name, c->updated_at);
-    if (oauth_scopes_has(c->scope, "groups"))
-        json_object_set_new(p, "groups", user_groups_json(db, tenant, c->sub));
+    if (oauth_scopes_has(c->scope, "groups")) {
+        json_t *g = c->groups_json ? json_loads(c->groups_json, 0, NULL) : NULL;
+        json_object_set_new(p, "groups", g ? g : user_groups_json(db, tenant, c->sub));
+    }
     char *s = jsonx_dump(p);
     json_decref(p);
     rc = crypto_jws_sign(k, "JWT", s, strlen(s), out);

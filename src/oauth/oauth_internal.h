@@ -76,6 +76,7 @@ struct at_claims {
     const char *scope;
     int64_t iat, exp;
     int64_t auth_time;       /* 0: a client token (no auth_time claim) */
+    const char *groups_json; /* with scope groups: this JSON array (a directory user's), else the groups table */
     char jti[40];
 };
 
@@ -96,6 +97,7 @@ struct id_claims {
     const char *user_data;      /* users.data JSON (SCIM resource) */
     const char *user_name;
     int64_t updated_at;
+    const char *groups_json;    /* as in at_claims */
 };
 int oauth_id_token(struct node *n, struct db *db, const char *tenant, const struct id_claims *c,
                    char **out);

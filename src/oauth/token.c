@@ -376,60 +376,6 @@ static void finish_async(struct grant *g)
 
 /* ---------------------------------------------------------------- mint */
 
-/* A directory user's access token with scope `groups`: the claims of
- * oauth_jwt_access_token, with `groups` from the directory (which that
- * function would read from the tenant's groups table). */
-static int directory_access_token(struct grant *g, struct db *db, struct at_claims *c, char **out)
-{
-    const struct crypto_key *k = NULL;
-    struct buf b;
-    struct jw w;
-    int rc;
-
-    *out = NULL;
-    if (!c->jti[0])
-        uuid_v4(c->jti);
-    buf_init(&b, OAUTH_RESP_LIMIT);
-    jw_begin(&w, &b);
-    jw_str(&w, "iss", c->iss);
-    jw_str(&w, "sub", c->sub);
-    jw_str(&w, "aud", c->aud);
-    jw_int(&w, "exp", c->exp);
-    jw_int(&w, "iat", c->iat);
-    jw_str_safe(&w, "jti", c->jti);
-    jw_str(&w, "client_id", c->client_id);
-    jw_str(&w, "scope", c->scope);
-    jw_int(&w, "auth_time", c->auth_time);
-    jw_raw(&w, "groups", g->groups_json);
-    jw_end(&w);
-    if (b.len >= b.limit) {
-        rc = -E2BIG;
-        goto out;
-    }
-    rc = keyring_signing_key(g->n->keyring, db, g->t.name, &k);
-    if (rc < 0)
-        goto out;
-    rc = crypto_jws_sign(k, "at+jwt", b.data, b.len, out);
-    keyring_release(g->n->keyring, k);
-out:
-    buf_free(&b);
-    return rc;
-}
-
-/* The ID token's scope for a directory user: without "groups", because
- * oauth_id_token reads groups from the groups table, where a directory
- * user has none (its groups travel in the access token and userinfo). */
-static const struct oauth_scopes *without_groups(const struct oauth_scopes *s, struct arena *a)
-{
-    struct oauth_scopes *out = arena_alloc(a, sizeof(*out));
-
-    out->items = arena_alloc(a, (s->n + 1) * sizeof(char *));
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->items[i], "groups") != 0)
-            out->items[out->n++] = s->items[i];
-    return out;
-}
-
 /* Mints the access token (and ID and refresh tokens when due) for g's
  * client, user and scope. 0, or an error already recorded in g->err. */
 static int mint(struct grant *g, struct db *db, bool with_refresh)
@@ -453,12 +399,11 @@ static int mint(struct grant *g, struct db *db, bool with_refresh)
             .iat = g->now,
             .exp = g->now + g->at_ttl,
             .auth_time = g->user_id ? g->auth_time : 0,
+            .groups_json = g->groups_json,
         };
         if (g->jti)
             snprintf(ac.jti, sizeof(ac.jti), "%s", g->jti);
-        rc = g->groups_json && oauth_scopes_has(&g->scope, "groups")
-                 ? directory_access_token(g, db, &ac, &s)
-                 : oauth_jwt_access_token(g->n, db, g->t.name, &ac, &s);
+        rc = oauth_jwt_access_token(g->n, db, g->t.name, &ac, &s);
         if (rc < 0)
             goto fail;
         g->access_token = arena_strdup(a, s);
@@ -485,10 +430,11 @@ static int mint(struct grant *g, struct db *db, bool with_refresh)
             .nonce = g->nonce,
             .sid = g->sid,
             .access_token = g->access_token,
-            .scope = g->groups_json ? without_groups(&g->scope, a) : &g->scope,
+            .scope = &g->scope,
             .user_data = g->user_data,
             .user_name = g->user_name,
             .updated_at = g->user_updated_at,
+            .groups_json = g->groups_json,
         };
         rc = oauth_id_token(g->n, db, g->t.name, &ic, &s);
         if (rc < 0)

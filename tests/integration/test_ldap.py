@@ -243,6 +243,7 @@ def test_login_claims_refresh_userinfo(env, dirs):
     idt = claims(body["id_token"])
     assert idt["sub"] == at["sub"]
     assert idt["name"] == "Alice Liddell"
+    assert idt["groups"] == ["admins", "staff"]      # the directory's groups, as in the access token
     assert idt["email"] == "alice@example.org"
     assert idt["preferred_username"] == "corp/alice"
 
