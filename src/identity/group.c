@@ -43,31 +43,8 @@ static int step_done(struct db_stmt *st)
 
 int group_load(struct db *db, const char *tenant, const char *id, struct identity_doc *out)
 {
-    struct db_stmt *st;
-    int rc;
-
-    memset(out, 0, sizeof(*out));
-    st = db_prepare(db, "SELECT data, version, created_at, updated_at FROM groups WHERE tenant = $1 AND id = $2");
-    if (!st)
-        return -EIO;
-    db_bind_text(st, 1, tenant, -1);
-    db_bind_text(st, 2, id, -1);
-    rc = db_step(st);
-    if (rc == DB_ROW) {
-        const char *text = db_col_text(st, 0);
-        out->data = json_loadb(text, strlen(text), 0, NULL);
-        out->version = db_col_int64(st, 1);
-        out->created_at = db_col_int64(st, 2);
-        out->updated_at = db_col_int64(st, 3);
-        snprintf(out->id, sizeof(out->id), "%s", id);
-        rc = json_is_object(out->data) ? 0 : -EIO;
-    } else {
-        rc = rc == DB_DONE ? -ENOENT : identity_db_errno(rc);
-    }
-    db_done(st);
-    if (rc < 0)
-        identity_doc_clear(out);
-    return rc;
+    return identity_doc_load(db, "SELECT data, version, created_at, updated_at FROM groups WHERE tenant = $1 AND id = $2",
+                             tenant, id, out);
 }
 
 json_t *user_groups_json(struct db *db, const char *tenant, const char *user_id)

@@ -77,14 +77,15 @@ static const char *user_display(const json_t *data)
     return d ? d : json_string_value(json_object_get(data, "userName"));
 }
 
-/* Loads users.data and its bookkeeping. */
-static int load_row(struct db *db, const char *tenant, const char *id, struct identity_doc *out)
+/* Loads a resource row (users or groups: data, version, created_at,
+ * updated_at) by tenant and id. `sql` is one of the two fixed SELECTs. */
+int identity_doc_load(struct db *db, const char *sql, const char *tenant, const char *id, struct identity_doc *out)
 {
     struct db_stmt *st;
     int rc;
 
     memset(out, 0, sizeof(*out));
-    st = db_prepare(db, "SELECT data, version, created_at, updated_at FROM users WHERE tenant = $1 AND id = $2");
+    st = db_prepare(db, sql);
     if (!st)
         return -EIO;
     db_bind_text(st, 1, tenant, -1);
@@ -105,6 +106,13 @@ static int load_row(struct db *db, const char *tenant, const char *id, struct id
     if (rc < 0)
         identity_doc_clear(out);
     return rc;
+}
+
+/* Loads users.data and its bookkeeping. */
+static int load_row(struct db *db, const char *tenant, const char *id, struct identity_doc *out)
+{
+    return identity_doc_load(db, "SELECT data, version, created_at, updated_at FROM users WHERE tenant = $1 AND id = $2",
+                             tenant, id, out);
 }
 
 int user_load(struct db *db, const char *tenant, const char *id, struct identity_doc *out)

@@ -55,6 +55,10 @@ struct identity_doc {
     int64_t created_at, updated_at;
 };
 void identity_doc_clear(struct identity_doc *d);
+/* Loads a users or groups row with one of the two fixed SELECTs of data,
+ * version, created_at, updated_at. 0, -ENOENT, -EIO or a DB errno. */
+int identity_doc_load(struct db *db, const char *sql, const char *tenant, const char *id,
+                      struct identity_doc *out);
 
 /* Writes meta {resourceType, created, lastModified, version} into data. */
 void identity_meta_stamp(json_t *data, const char *resource_type, int64_t created_at, int64_t updated_at,
