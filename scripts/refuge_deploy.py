@@ -177,7 +177,7 @@ class Deployment:
             "node": {"name": n, "region": REGIONS[n], "data_dir": self.data_dir(n),
                      "initial_role": "active" if n == "a" else "standby", "master_key_file": master_key},
             "http": {"listen": "127.0.0.1:%d" % self.ports["http_" + n], "public_url": self.front_url,
-                     "threads": 4},
+                     "threads": 4, "trusted_proxies": "127.0.0.1"},
             "replication": {"listen": "127.0.0.1:%d" % self.ports["repl_" + n],
                             "peer": self.peers.get(n, "127.0.0.1:%d" % self.ports["repl_" + other]),
                             "mode": self.mode,

@@ -8,7 +8,7 @@ set xlabel "time since the drill started, s"
 set ylabel "request latency, ms (log)"
 set logscale y
 set grid
-set key top right
+set key below horizontal
 load events
 plot in using 1:($4 == 1 ? $2 : 1/0) title "succeeded" with points pt 7 ps 0.3 lc rgb "#1f77b4", \
      in using 1:($4 == 0 ? $2 : 1/0) title "failed (5xx / no answer)" with points pt 2 ps 0.8 lc rgb "#d62728"

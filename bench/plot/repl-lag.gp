@@ -15,7 +15,7 @@ set xrange [0:*]
 set ytics nomirror
 set y2tics
 set grid
-set key top left
+set key below horizontal
 set style data linespoints
 set arrow from graph 0, first 10 to graph 1, first 10 nohead dt 2 lc rgb "#888888"
 set label "goal: p99 <= 10 ms at 5,000/s" at graph 0.6, first 11 tc rgb "#666666"

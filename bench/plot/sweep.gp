@@ -10,7 +10,7 @@ set logscale x 2
 set xtics (1, 4, 16, 64, 128)
 set yrange [0:*]
 set grid
-set key bottom right
+set key below horizontal
 set style data linespoints
 plot in using 1:2 title "refuged (2 HTTP threads)" lw 2 pt 7 lc rgb "#1f77b4", \
      in using 1:4 title "oidc-provider (2 cluster workers)" lw 2 pt 5 lc rgb "#d62728"

@@ -91,7 +91,9 @@ struct http_request {
     struct str body;             /* raw body bytes (NUL-terminated copy) */
     const char *content_type;    /* media type only, lowercased, without parameters */
     const char *request_id;
-    const char *remote_addr;     /* "127.0.0.1" */
+    const char *remote_addr;     /* the client: the TCP peer, or X-Forwarded-For's entry when the
+                                    peer is a trusted proxy (http_config.trusted_proxies) */
+    const char *peer_addr;       /* the TCP peer, always */
     bool tls;
     int64_t start_us;            /* monotonic */
     void *user;                  /* free for the handler (e.g. the authenticated principal) */
@@ -144,7 +146,15 @@ struct http_config {
     size_t max_url_bytes;        /* 414 beyond */
     int max_json_depth;          /* 400 beyond */
     int connection_timeout_s;
+    /* Comma-separated IP addresses of reverse proxies (the front door) whose
+     * X-Forwarded-For is believed: for their requests remote_addr is the
+     * rightmost X-Forwarded-For entry that is not itself a trusted proxy.
+     * NULL: nobody is trusted and remote_addr is always the TCP peer. */
+    const char *trusted_proxies;
 };
+
+/* Validates a trusted_proxies list: 0, or -EINVAL naming the bad entry in msg. */
+int http_trusted_proxies_check(const char *list, char *msg, size_t msglen);
 
 struct http_server;
 

@@ -160,6 +160,7 @@ struct http_server {
     bool tls;
     char *cert_pem, *key_pem;
     int port;
+    char **trusted;                          /* canonical IP texts; NULL-terminated or NULL */
 
     pthread_mutex_t lock;
     pthread_cond_t idle;
@@ -800,6 +801,101 @@ static void set_remote_addr(struct http_conn_priv *c)
                       sizeof ip);
     }
     c->req.remote_addr = arena_strdup(&c->req.arena, ip);
+    c->req.peer_addr = c->req.remote_addr;
+}
+
+/* ------------------------------------------------------- trusted proxies */
+
+/* Canonical text of an IP address (so "::ffff:1" and spellings compare), or -1. */
+static int canon_ip(const char *in, size_t n, char out[INET6_ADDRSTRLEN])
+{
+    char tmp[INET6_ADDRSTRLEN + 1];
+    unsigned char bin[sizeof(struct in6_addr)];
+
+    while (n && (*in == ' ' || *in == '\t'))
+        in++, n--;
+    while (n && (in[n - 1] == ' ' || in[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, in, n);
+    tmp[n] = '\0';
+    if (inet_pton(AF_INET, tmp, bin) == 1)
+        return inet_ntop(AF_INET, bin, out, INET6_ADDRSTRLEN) ? 0 : -1;
+    if (inet_pton(AF_INET6, tmp, bin) == 1)
+        return inet_ntop(AF_INET6, bin, out, INET6_ADDRSTRLEN) ? 0 : -1;
+    return -1;
+}
+
+int http_trusted_proxies_check(const char *list, char *msg, size_t msglen)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const char *p = list;
+
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (canon_ip(p, n, ip) < 0) {
+            snprintf(msg, msglen, "not an IP address: \"%.*s\"", (int)(n > 64 ? 64 : n), p);
+            return -EINVAL;
+        }
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+static char **trusted_parse(const char *list)
+{
+    size_t n = 1, k = 0;
+    char ip[INET6_ADDRSTRLEN];
+
+    if (!list || !*list)
+        return NULL;
+    for (const char *q = list; *q; q++)
+        n += *q == ',';
+    char **out = xcalloc(n + 1, sizeof(char *));
+    for (const char *p = list; p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (canon_ip(p, len, ip) == 0)
+            out[k++] = xstrdup(ip);
+        p = e ? e + 1 : NULL;
+    }
+    return out;
+}
+
+static bool trusted_has(char *const *t, const char *ip)
+{
+    for (; t && *t; t++)
+        if (strcmp(*t, ip) == 0)
+            return true;
+    return false;
+}
+
+/* remote_addr for a request that came through a trusted proxy: walk
+ * X-Forwarded-For from the right (each proxy appends the address it saw)
+ * past trusted proxies; the first other entry is the client. A malformed
+ * entry stops the walk at the last trusted hop, never at what a client wrote. */
+static void apply_forwarded_for(struct http_server *s, struct http_request *req)
+{
+    const char *xff = http_header(req, "X-Forwarded-For");
+    char ip[INET6_ADDRSTRLEN];
+    const char *end;
+
+    if (!s->trusted || !xff || !trusted_has(s->trusted, req->peer_addr))
+        return;
+    end = xff + strlen(xff);
+    while (end > xff) {
+        const char *start = end;
+        while (start > xff && start[-1] != ',')
+            start--;
+        if (canon_ip(start, (size_t)(end - start), ip) < 0)
+            return;
+        req->remote_addr = arena_strdup(&req->arena, ip);
+        if (!trusted_has(s->trusted, ip))
+            return;
+        end = start > xff ? start - 1 : start;
+    }
 }
 
 static void set_content_type(struct http_conn_priv *c)
@@ -935,6 +1031,7 @@ static enum MHD_Result begin(struct http_conn_priv *c, const char *method)
         req->request_id = arena_strdup(&req->arena, id);
     }
     set_remote_addr(c);
+    apply_forwarded_for(s, req);
     set_content_type(c);
 
     if (c->raw_uri_len > s->max_url)
@@ -1066,6 +1163,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     log_info("request", "method", req->method ? req->method : "-",
              "path", req->url ? req->url : "-", "status", status, "us", log_i64(us),
              "bytes", log_i64((int64_t)c->final_bytes), "route", req->route,
+             "remote", req->remote_addr ? req->remote_addr : "-",
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL : "end", toe_name(toe), NULL);
     log_set_request_id(NULL);
     metric_inc(m_requests, (const char *const[]){ req->route, status }, 1);
@@ -1231,6 +1329,9 @@ static void server_free(struct http_server *s)
         free(s->key_pem);
     }
     free(s->cert_pem);
+    for (char **t = s->trusted; t && *t; t++)
+        free(*t);
+    free(s->trusted);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -1262,6 +1363,7 @@ struct http_server *http_server_start(const struct http_config *cfg, const struc
     s->max_header = cfg->max_header_bytes ? cfg->max_header_bytes : DEFAULT_MAX_HEADER;
     s->max_url = cfg->max_url_bytes ? cfg->max_url_bytes : DEFAULT_MAX_URL;
     s->max_json_depth = cfg->max_json_depth > 0 ? cfg->max_json_depth : DEFAULT_JSON_DEPTH;
+    s->trusted = trusted_parse(cfg->trusted_proxies);
     threads = cfg->threads > 0 ? cfg->threads : DEFAULT_THREADS;
     timeout = cfg->connection_timeout_s > 0 ? cfg->connection_timeout_s : DEFAULT_TIMEOUT_S;
 

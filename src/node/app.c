@@ -84,6 +84,7 @@ int app_start(struct app *a, struct refuge_conf *conf, char *err, size_t errlen)
         .max_url_bytes = (size_t)conf->max_url_bytes,
         .max_json_depth = (int)conf->max_json_depth,
         .connection_timeout_s = 30,
+        .trusted_proxies = conf->trusted_proxies,
     };
     n->http = http_server_start(&hc, routes, nr, err, errlen);
     free(routes);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "http/http.h"
 #include "core/xmalloc.h"
 
 static const char *const role_values[] = { "active", "standby", NULL };
@@ -44,6 +45,8 @@ static const struct cfg_key keys[] = {
     K("http", "max_url_bytes", CFG_SIZE, max_url_bytes, "8k", 256, 1 << 20, NULL, false, "longest request URL"),
     K("http", "max_json_depth", CFG_INT, max_json_depth, "32", 2, 512, NULL, false,
       "deepest JSON nesting accepted"),
+    K("http", "trusted_proxies", CFG_STRING, trusted_proxies, NULL, 1, 4096, NULL, false,
+      "comma-separated IPs of the front door, whose X-Forwarded-For names the client"),
 
     K("replication", "listen", CFG_LISTEN, repl_listen, NULL, 0, 0, NULL, false, "replication listen address"),
     K("replication", "peer", CFG_LISTEN, repl_peer, NULL, 0, 0, NULL, false, "the other region's replication address"),
@@ -111,6 +114,13 @@ int conf_load(const char *path, struct refuge_conf *c, struct cfg_error *err)
         set_error(err, path, c->http_tls_cert ? "http.tls_key" : "http.tls_cert",
                   "tls_cert and tls_key must be given together");
         return -1;
+    }
+    if (c->trusted_proxies) {
+        char msg[160];
+        if (http_trusted_proxies_check(c->trusted_proxies, msg, sizeof(msg)) != 0) {
+            set_error(err, path, "http.trusted_proxies", msg);
+            return -1;
+        }
     }
     if (c->repl_listen || c->repl_peer) {
         if (!c->insecure_plaintext && !(c->repl_tls_ca && c->repl_tls_cert && c->repl_tls_key)) {

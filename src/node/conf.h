@@ -31,6 +31,7 @@ struct refuge_conf {
     int64_t max_header_bytes;
     int64_t max_url_bytes;
     int64_t max_json_depth;
+    char *trusted_proxies;
     /* [replication] */
     char *repl_listen;
     char *repl_peer;

@@ -233,3 +233,42 @@ def test_configuration_doc_matches_schema():
     assert r.returncode == 0
     with open(os.path.join(SRC, "docs", "configuration.md")) as f:
         assert f.read() == r.stdout, "docs/configuration.md is stale"
+
+
+def _remote_of(node, rid):
+    time.sleep(0.15)
+    lines = [l for l in node.log_lines() if l.get("msg") == "request" and l.get("request_id") == rid]
+    assert len(lines) == 1, lines
+    return lines[0]["remote"]
+
+
+def test_forwarded_for_only_from_trusted_proxies(workdir):
+    """X-Forwarded-For names the client only when the TCP peer is a listed
+    front door; the rightmost untrusted entry wins, so a client cannot
+    choose its own address by sending the header itself."""
+    n = Node(workdir, extra={"http": {"trusted_proxies": "127.0.0.1, 10.0.0.9"}}).start()
+    try:
+        n.get("/health/live", headers={"X-Request-Id": "xff-1", "X-Forwarded-For": "203.0.113.7"})
+        assert _remote_of(n, "xff-1") == "203.0.113.7"
+        # client-written entry on the left, the real client appended by the proxy chain on the right
+        n.get("/health/live", headers={"X-Request-Id": "xff-2",
+                                        "X-Forwarded-For": "198.51.100.1, 203.0.113.8, 10.0.0.9"})
+        assert _remote_of(n, "xff-2") == "203.0.113.8"
+        n.get("/health/live", headers={"X-Request-Id": "xff-3", "X-Forwarded-For": "not-an-ip"})
+        assert _remote_of(n, "xff-3") == "127.0.0.1"
+    finally:
+        n.kill()
+    m = Node(workdir, name="b").start()          # nobody trusted
+    try:
+        m.get("/health/live", headers={"X-Request-Id": "xff-4", "X-Forwarded-For": "203.0.113.7"})
+        assert _remote_of(m, "xff-4") == "127.0.0.1"
+    finally:
+        m.kill()
+
+
+def test_bad_trusted_proxies_exit_2(workdir):
+    path = write_conf(os.path.join(workdir, "tp.conf"),
+                      {"node": {"name": "a", "region": "r", "data_dir": workdir},
+                       "http": {"trusted_proxies": "127.0.0.1, haproxy.local"}})
+    r = run_refuged(["--check-config", path])
+    assert r.returncode == 2 and "http.trusted_proxies" in r.stderr and "haproxy.local" in r.stderr
