@@ -220,7 +220,31 @@ int oauth_refresh_lookup(struct db *db, const char *tok, size_t len, struct aren
 
 int oauth_family_revoke(struct db *db, const char *family_id)
 {
-    int rc = db_execp(db, "UPDATE refresh_tokens SET status = 'revoked'"
+    /* The JWT access tokens minted with the family's refresh tokens carry
+     * jti = oauth_derive_id("jti", token_hash): deny-list them until the
+     * refresh token's own expiry (longer than theirs; the purge job drops
+     * the entries after it). */
+    struct db_stmt *st = db_prepare(db, "SELECT token_hash, tenant, expires_at FROM refresh_tokens"
+                                        " WHERE family_id = $1 AND status <> 'revoked'");
+    if (!st)
+        return -EIO;
+    db_bind_text(st, 1, family_id, -1);
+    int rc;
+    while ((rc = db_step(st)) == DB_ROW) {
+        char jti[37], exp[24];
+        oauth_derive_id("jti", db_col_text(st, 0), jti);
+        snprintf(exp, sizeof(exp), "%lld", (long long)db_col_int64(st, 2));
+        int r = db_execp(db, "INSERT INTO revoked_jtis (jti, tenant, expires_at) VALUES ($1, $2, CAST($3 AS INTEGER))"
+                             " ON CONFLICT (jti) DO NOTHING", jti, db_col_text(st, 1), exp, NULL);
+        if (r < 0) {
+            db_done(st);
+            return r;
+        }
+    }
+    db_done(st);
+    if (rc < 0)
+        return rc;
+    rc = db_execp(db, "UPDATE refresh_tokens SET status = 'revoked'"
                           " WHERE family_id = $1 AND status <> 'revoked'", family_id, NULL);
     if (rc < 0)
         return rc;

@@ -105,6 +105,10 @@ int oauth_id_token(struct node *n, struct db *db, const char *tenant, const stru
  * of the left half of SHA-256 (ES256, RS256) or SHA-512 (EdDSA/Ed25519).
  * out must hold 44 bytes. 0 or -EINVAL (unknown alg). */
 int oauth_token_half_hash(int alg, const char *token, char out[44]);
+/* A UUID-shaped id (version 8) derived from a token hash and a label: an
+ * access token minted with a refresh token gets jti = oauth_derive_id("jti",
+ * hash of that refresh token), so revoking the family revokes it too. */
+void oauth_derive_id(const char *label, const char *hash, char out[37]);
 /* Adds the OIDC standard claims for the granted scopes from a SCIM user
  * resource (profile, email, phone, address) to obj. */
 void oauth_user_claims(json_t *obj, const struct oauth_scopes *scope, const char *user_data,

@@ -99,6 +99,7 @@ struct grant {
     char code_hash[CRYPTO_TOKEN_HASH_BUFSZ];
     char code_family[UUID_STRLEN + 1];
     char code_jti[UUID_STRLEN + 1];
+    char rt_jti[UUID_STRLEN + 1];
     const char *jti;                   /* preset access-token jti, NULL: random */
     const char *nonce;
     const char *sid;
@@ -384,6 +385,8 @@ static int mint(struct grant *g, struct db *db, bool with_refresh)
     char *s = NULL;
     int rc;
 
+    if (with_refresh)
+        oauth_random_token(g->refresh_token, g->rt_hash);
     if (g->c.opaque_tokens) {
         char tok[OAUTH_TOKEN_BUFSZ];
         oauth_random_token(tok, g->at_hash);
@@ -403,6 +406,12 @@ static int mint(struct grant *g, struct db *db, bool with_refresh)
         };
         if (g->jti)
             snprintf(ac.jti, sizeof(ac.jti), "%s", g->jti);
+        else if (with_refresh) {
+            /* minted with a refresh token: its jti derives from that token's
+             * hash, so revoking the family can deny-list it (oauth_family_revoke) */
+            oauth_derive_id("jti", g->rt_hash, g->rt_jti);
+            snprintf(ac.jti, sizeof(ac.jti), "%s", g->rt_jti);
+        }
         rc = oauth_jwt_access_token(g->n, db, g->t.name, &ac, &s);
         if (rc < 0)
             goto fail;
@@ -411,7 +420,6 @@ static int mint(struct grant *g, struct db *db, bool with_refresh)
         s = NULL;
     }
     if (with_refresh) {
-        oauth_random_token(g->refresh_token, g->rt_hash);
         g->write_refresh = true;
         if (!g->family_id) {
             char *fam = arena_alloc(a, UUID_STRLEN + 1);
@@ -710,8 +718,8 @@ static enum http_result grant_refresh(struct grant *g, struct db *db)
     return finish(g);
 }
 
-/* A UUID-shaped id (version 8, RFC 9562 §5.8) derived from a code's hash. */
-static void derive_id(const char *label, const char *code_hash, char out[UUID_STRLEN + 1])
+/* A UUID-shaped id (version 8, RFC 9562 §5.8) derived from a token's hash. */
+void oauth_derive_id(const char *label, const char *code_hash, char out[UUID_STRLEN + 1])
 {
     unsigned char h[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_state st;
@@ -777,8 +785,8 @@ static enum http_result grant_code(struct grant *g, struct db *db)
         oauth_respond_err(req, 400, "invalid_grant", "authorization code is invalid");
         return HTTP_DONE;
     }
-    derive_id("family", g->code_hash, g->code_family);
-    derive_id("jti", g->code_hash, g->code_jti);
+    oauth_derive_id("family", g->code_hash, g->code_family);
+    oauth_derive_id("jti", g->code_hash, g->code_jti);
     if (r.used != 0) {
         g->code_reuse = true;       /* a replay: revoke what the first use issued */
         return finish(g);

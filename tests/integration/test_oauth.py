@@ -771,6 +771,25 @@ def test_refresh_reuse_revokes_family(env):
     assert env.active(third["access_token"], client=c) is False
 
 
+def test_refresh_reuse_revokes_family_jwt_access_tokens(env):
+    """RFC 9700 §4.14: a replayed refresh token revokes the family — and the
+    JWT access tokens minted with its members, through the jti deny-list."""
+    c = pw_client(env)
+    _, username = env.user()
+    first = env.password(None, c, username).json()
+    second = refresh(env, c, first["refresh_token"]).json()
+    assert env.active(first["access_token"], client=c) is True
+    assert env.active(second["access_token"], client=c) is True
+    assert_oauth_error(refresh(env, c, first["refresh_token"]), 400, "invalid_grant")
+    assert env.active(first["access_token"], client=c) is False
+    assert env.active(second["access_token"], client=c) is False
+    # and explicit revocation of a refresh token does the same
+    third = env.password(None, c, username).json()
+    assert env.active(third["access_token"], client=c) is True
+    assert env.revoke(third["refresh_token"], client=c, hint="refresh_token").status_code == 200
+    assert env.active(third["access_token"], client=c) is False
+
+
 def test_refresh_errors(env):
     c = pw_client(env)
     other = pw_client(env)
