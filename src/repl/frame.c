@@ -218,7 +218,7 @@ static bool history_ok(const struct repl_epoch_start *h, size_t n)
 
 int repl_frame_encode_hello(struct buf *out, const struct repl_hello *h)
 {
-    size_t start = out->len, name_len = strnlen(h->node_name, sizeof h->node_name);
+    size_t start = out->len, name_len = strnlen(h->node_name, sizeof h->node_name), region_len;
     int rc;
 
     if (!uuid_valid(h->cluster_id, strnlen(h->cluster_id, sizeof h->cluster_id)) ||
@@ -241,6 +241,14 @@ int repl_frame_encode_hello(struct buf *out, const struct repl_hello *h)
             (rc = put_u64(out, h->history[i].start_lsn)) < 0)
             goto out;
     }
+    region_len = strnlen(h->region, sizeof h->region);
+    if (region_len && !node_name_ok(h->region, region_len)) {
+        rc = -EINVAL;
+        goto out;
+    }
+    if (region_len && ((rc = put_u8(out, (uint8_t)region_len)) < 0 ||
+                       (rc = buf_append(out, h->region, region_len)) < 0))
+        goto out;
     rc = frame_close(out, start);
 out:
     if (rc < 0)
@@ -517,6 +525,17 @@ static int parse_hello(struct cur *c, struct repl_hello *h)
     }
     if (!history_ok(h->history, h->n_history))
         return REPL_FRAME_EMALFORMED;
+    /* region: an optional trailing field (absent from version-1 peers before it existed) */
+    h->region[0] = '\0';
+    if (c->n > 0) {
+        uint8_t region_len = get_u8(c);
+        /* present means 1..64 bytes: one encoding per HELLO */
+        if (region_len == 0 || region_len > REPL_NODE_NAME_MAX || !(p = take(c, region_len)) ||
+            !node_name_ok((const char *)p, region_len))
+            return REPL_FRAME_EMALFORMED;
+        memcpy(h->region, p, region_len);
+        h->region[region_len] = '\0';
+    }
     return 0;
 }
 

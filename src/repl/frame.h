@@ -158,6 +158,7 @@ struct repl_hello {
     uint8_t last_hash[REPL_HASH_LEN];
     uint32_t n_history;
     struct repl_epoch_start history[REPL_HELLO_MAX_HISTORY];
+    char region[REPL_NODE_NAME_MAX + 1];        /* NUL-terminated; "" when the peer sent none */
 };
 
 /* One replicated transaction. changeset points into memory owned elsewhere

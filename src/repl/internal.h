@@ -133,6 +133,7 @@ struct repl {
     enum repl_sync sync;              /* where the receiver is (status sync_state) */
     uint64_t common_lsn;              /* the last common position of this session */
     char active_name[REPL_NODE_NAME_MAX + 1];
+    char active_region[REPL_NODE_NAME_MAX + 1];  /* from its HELLO, for the standby's 503 */
     uint64_t active_lsn;              /* the active's tip, from HELLO and HEARTBEAT */
     int64_t last_heartbeat_mono;
     bool diverged;

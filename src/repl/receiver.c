@@ -491,6 +491,7 @@ static bool session(struct receiver *x)
         repl_adopt_epoch(r, their);
     pthread_mutex_lock(&r->mu);
     snprintf(r->active_name, sizeof(r->active_name), "%s", a->node_name);
+    snprintf(r->active_region, sizeof(r->active_region), "%s", a->region);
     r->active_lsn = a->last.lsn;
     r->last_heartbeat_mono = time_mono_us();
     r->last_error[0] = '\0';
@@ -621,6 +622,7 @@ static bool session(struct receiver *x)
     }
     pthread_mutex_lock(&r->mu);
     r->active_name[0] = '\0';
+    r->active_region[0] = '\0';
     pthread_mutex_unlock(&r->mu);
     repl_set_sync(r, REPL_SYNC_DISCONNECTED, 0);
     return streaming;

@@ -111,6 +111,7 @@ int repl_hello_build(struct repl *r, struct db *db, uint32_t flags, struct repl_
     memset(h, 0, sizeof(*h));
     repl_cluster_id(r, h->cluster_id);
     snprintf(h->node_name, sizeof(h->node_name), "%s", r->conf->node_name ? r->conf->node_name : "node");
+    snprintf(h->region, sizeof(h->region), "%s", r->conf->node_region ? r->conf->node_region : "");
     h->schema_version = (uint32_t)store_schema_version_latest();
     h->role = atomic_load(&r->n->role) == NODE_ACTIVE ? REPL_ROLE_ACTIVE : REPL_ROLE_STANDBY;
     h->flags = flags;
@@ -919,6 +920,7 @@ int repl_promote(struct node *n, const struct repl_promote_opts *o, char *err, s
     r->diverged = false;
     r->diverged_reason[0] = '\0';
     r->active_name[0] = '\0';
+    r->active_region[0] = '\0';
     r->pause_reason[0] = '\0';
     r->drain_lsn = 0;             /* a drain still running: that sender now serves a standby of ours */
     if (j.standalone) {
@@ -1549,7 +1551,10 @@ const char *repl_write_error(struct node *n, int rc, char *buf, size_t len)
     }
     if (rc == -EROFS) {
         pthread_mutex_lock(&r->mu);
-        if (r->active_name[0])
+        if (r->active_name[0] && r->active_region[0])
+            snprintf(buf, len, "this node (region %s) is a standby; writes go to the active region %s (node %s)",
+                     r->conf->node_region ? r->conf->node_region : "?", r->active_region, r->active_name);
+        else if (r->active_name[0])
             snprintf(buf, len, "this node (region %s) is a standby; writes go to the active node %s",
                      r->conf->node_region ? r->conf->node_region : "?", r->active_name);
         else

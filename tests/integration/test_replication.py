@@ -220,6 +220,8 @@ def test_stream_snapshot_and_equal_tables(workdir, nodes):
     r = create_tenant(b, tok, "nope")
     assert r.status_code == 503
     assert r.json()["error"] == "temporarily_unavailable"
+    # DESIGN §5.7: the error names the active region (learned from the active's HELLO)
+    assert "active region %s" % a.conf["node"]["region"] in r.json()["error_description"], r.text
     # ... and serves reads of the replicated data (keys replicated too: the token verifies)
     assert b.get("/admin/v1/tenants/acme07", headers=auth(tok)).status_code == 200
     assert metric(a, "refuge_repl_connected") == 1

@@ -651,7 +651,9 @@ static void check_truncations(uint8_t type, const uint8_t *payload, size_t len, 
         longer[len] = 0;
         buf_reset(&b);
         raw_frame(&b, REPL_FRAME_MAGIC, type, 0, longer, (uint32_t)len + 1, (uint32_t)len + 1);
-        assert_int_equal(repl_frame_decode(b.data, b.len, f), REPL_FRAME_ETRAILING);
+        /* a HELLO's optional region field makes a stray byte a malformed region */
+        assert_int_equal(repl_frame_decode(b.data, b.len, f),
+                         type == REPL_FRAME_HELLO ? REPL_FRAME_EMALFORMED : REPL_FRAME_ETRAILING);
     }
     buf_free(&b);
     free(longer);
@@ -681,6 +683,33 @@ static void test_truncated_and_trailing(void **state)
     }
     assert_int_equal(off, b.len);
     buf_free(&b);
+}
+
+static void test_hello_region(void **state)
+{
+    struct repl_hello *h = sample_hello(2);
+    struct repl_frame *f = xcalloc(1, sizeof *f);
+    struct buf b, plain;
+
+    buf_init(&b, BIG);
+    buf_init(&plain, BIG);
+    assert_int_equal(repl_frame_encode_hello(&plain, h), 0);
+    snprintf(h->region, sizeof h->region, "%s", "eu-west");
+    assert_int_equal(repl_frame_encode_hello(&b, h), 0);
+    assert_int_equal(b.len, plain.len + 1 + 7);
+    assert_int_equal(repl_frame_decode(b.data, b.len, f), 0);
+    assert_string_equal(f->u.hello.region, "eu-west");
+    assert_int_equal(repl_frame_decode(plain.data, plain.len, f), 0);
+    assert_string_equal(f->u.hello.region, "");
+    /* a region the encoder cannot send is refused, the buffer unchanged */
+    buf_reset(&b);
+    snprintf(h->region, sizeof h->region, "%s", "bad region");
+    assert_int_equal(repl_frame_encode_hello(&b, h), -EINVAL);
+    assert_int_equal(b.len, 0);
+    buf_free(&b);
+    buf_free(&plain);
+    free(f);
+    free(h);
 }
 
 static void test_field_ranges(void **state)
@@ -794,6 +823,7 @@ int main(void)
         cmocka_unit_test(test_every_bit_flip_is_caught),
         cmocka_unit_test(test_oversize_and_unknown),
         cmocka_unit_test(test_truncated_and_trailing),
+        cmocka_unit_test(test_hello_region),
         cmocka_unit_test(test_field_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
