@@ -8,6 +8,7 @@ set xlabel "wrk connections"
 set ylabel "requests/s"
 set logscale x 2
 set xtics (1, 4, 16, 64, 128)
+set xrange [0.8:160]
 set yrange [0:*]
 set grid
 set key below horizontal
