@@ -393,6 +393,11 @@ void keyring_invalidate(struct keyring *kr)
     atomic_fetch_add_explicit(&kr->gen, 1, memory_order_acq_rel);
 }
 
+uint64_t keyring_generation(struct keyring *kr)
+{
+    return atomic_load_explicit(&kr->gen, memory_order_acquire);
+}
+
 int keyring_signing_key(struct keyring *kr, struct db *db, const char *tenant,
                         const struct crypto_key **out)
 {

@@ -26,6 +26,9 @@ struct keyring;
 struct keyring *keyring_new(const unsigned char master_key[32]);
 void keyring_free(struct keyring *kr);
 void keyring_invalidate(struct keyring *kr);
+/* Changes whenever keyring_invalidate() is called: caches of anything
+ * verified with these keys (oauth's verified-token cache) compare it. */
+uint64_t keyring_generation(struct keyring *kr);
 
 /* The tenant's current signing key. The returned key stays valid until
  * keyring_release(). -ENOENT when the tenant has no active key. */

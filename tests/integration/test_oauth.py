@@ -1025,3 +1025,29 @@ def test_standby_serves_reads_refuses_writes(tmp_path):
             assert "standby" in r.json()["error_description"]
     finally:
         node.kill()
+
+
+def test_verified_token_cache_never_outlives_what_it_proved(env):
+    """JWT signatures are verified once and cached (src/oauth/lookup.c); a
+    cached token must still be refused the moment it is revoked, outside its
+    tenant, or after its tenant (and keys) are gone."""
+    c = pw_client(env)
+    _, username = env.user()
+    tok = env.password(None, c, username, scope="openid").json()["access_token"]
+    for _ in range(3):                                   # verified, then served from the cache
+        assert env.userinfo(tok).status_code == 200
+    assert env.revoke(tok, client=c).status_code == 200
+    assert env.userinfo(tok).status_code == 401          # the jti deny-list is checked every time
+
+    # a tenant's admin token, cached by use, is refused at another tenant and after its tenant is deleted
+    t, u = env.tenant(), env.tenant()
+    adm = env.client(t, scopes=["refuge:admin"], default_scopes=["refuge:admin"])
+    ttok = env.cc(t, adm)["access_token"]
+    h = {"Authorization": "Bearer " + ttok}
+    assert env.node.get("/t/%s/admin/v1/clients" % t, headers=h).status_code == 200
+    assert env.node.get("/t/%s/admin/v1/clients" % u, headers=h).status_code in (401, 403)
+    r = env.node.request("DELETE", "/admin/v1/tenants/" + t, headers=env.ah())
+    assert r.status_code == 204, r.text
+    r = env.node.post("/admin/v1/tenants", json={"name": t, "display_name": "again"}, headers=env.ah())
+    assert r.status_code == 201, r.text
+    assert env.node.get("/t/%s/admin/v1/clients" % t, headers=h).status_code == 401
