@@ -150,5 +150,4 @@ drift_b=$(metric "$pb" refuge_artifact_drift_total)
   echo
   echo "- Standby drift counted during the run: ${drift_b} (expected 0)."
   echo "- Unlike the rsync/lsyncd pair, the standby's file and its data arrive in the same transaction."
-  machine
 } | tee "$OUT/artifacts.md"
