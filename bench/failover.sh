@@ -11,13 +11,19 @@ SECS=${BENCH_DRILL_SECONDS:-6}
 PY=/usr/bin/python3
 run=$(mktemp -d)
 trap 'REFUGE_SRC="$ROOT" "$PY" "$ROOT/scripts/refuge_deploy.py" down "$run" --build "$BUILD" >/dev/null 2>&1 || true; rm -rf "$run"' EXIT
-base=$((20000 + RANDOM % 20000))
+# below the kernel's ephemeral range (32768+), where a client socket may hold a port
+base=$((20000 + RANDOM % 10000))
 rows=()
 for mode in async remote_apply; do
   REFUGE_SRC="$ROOT" "$PY" "$ROOT/scripts/refuge_deploy.py" down "$run" --build "$BUILD" >/dev/null 2>&1 || true
   rm -rf "$run"; mkdir -p "$run"
-  REFUGE_SRC="$ROOT" "$PY" "$ROOT/scripts/refuge_deploy.py" up "$run" --base-port "$base" --mode "$mode" \
-    --build "$BUILD" >"$run/up.json"
+  for attempt in 1 2 3; do     # a port taken by something else: try another base
+    if REFUGE_SRC="$ROOT" "$PY" "$ROOT/scripts/refuge_deploy.py" up "$run" --base-port "$base" --mode "$mode" \
+         --build "$BUILD" >"$run/up.json"; then break; fi
+    REFUGE_SRC="$ROOT" "$PY" "$ROOT/scripts/refuge_deploy.py" down "$run" --build "$BUILD" >/dev/null 2>&1 || true
+    rm -rf "$run"; mkdir -p "$run"
+    base=$((base + 317))
+  done
   REFUGE_SRC="$ROOT" "$PY" "$ROOT/scripts/refuge_deploy.py" seed "$run" --build "$BUILD" >/dev/null
   "$BUILD/refugectl" drill --mode "$mode" --duration "$SECS" --report "$run/report" -c "$run/cluster.conf" \
     >"$run/drill.out" 2>&1 || true

@@ -203,8 +203,8 @@ if p_repl:
     ck = pf(p_repl, "incl", "active", "checkpoint")
     repl_why = ("docs/profiles/repl-write.txt, as shares of all CPU samples on both cores: active %s (its writer "
                 "thread %s), standby %s (its writer thread, applying, %s), wrk %s; inside the active, the "
-                "bearer-token check (oauth_jwt_verify: the same token's ES256 signature verified again on every "
-                "request) is %s of its CPU%s" % (
+                "bearer-token check (oauth_jwt_verify, with its verified-signature cache: claims and the "
+                "jti deny-list only) is %s of its CPU%s" % (
                     pf(p_repl, "share", "active"), pf(p_repl, "threads", "active", "refuge-writer"),
                     pf(p_repl, "share", "standby"), pf(p_repl, "threads", "standby", "refuge-writer"),
                     pf(p_repl, "procs", "wrk"), pf(p_repl, "incl", "active", "oauth_jwt_verify"),
