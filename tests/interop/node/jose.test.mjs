@@ -16,7 +16,9 @@ async function verifyAccessToken(token, issuer, alg, jwks = jwksOf(issuer)) {
   });
   assert.equal(protectedHeader.alg, alg);
   assert.ok(protectedHeader.kid);
-  assert.match(payload.jti, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  // RFC 9562 UUID: version 4 (random) for client tokens, version 8 when derived from the
+  // refresh token minted with it (so revoking the family deny-lists the access token)
+  assert.match(payload.jti, /^[0-9a-f]{8}-[0-9a-f]{4}-[48][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   return { payload, protectedHeader };
 }
 
