@@ -207,8 +207,6 @@ out:
 static int check_name(struct db *db, const char *tenant, const char *id, const char *name, char **lc_out,
                       char *msg, size_t msglen)
 {
-    struct db_stmt *st;
-    char *lc;
     int rc;
 
     *lc_out = NULL;
@@ -220,26 +218,10 @@ static int check_name(struct db *db, const char *tenant, const char *id, const c
         set_msg(msg, msglen, "displayName: longer than %d bytes", GROUP_NAME_MAX);
         return -EINVAL;
     }
-    lc = identity_ascii_lower(name);
-    st = db_prepare(db, "SELECT id FROM groups WHERE tenant = $1 AND display_name_lc = $2");
-    if (!st) {
-        free(lc);
-        return -EIO;
-    }
-    db_bind_text(st, 1, tenant, -1);
-    db_bind_text(st, 2, lc, -1);
-    rc = db_step(st);
-    if (rc == DB_ROW && (!id || strcmp(db_col_text(st, 0), id) != 0)) {
+    rc = identity_name_unique(db, "SELECT id FROM groups WHERE tenant = $1 AND display_name_lc = $2", tenant, name,
+                              id, lc_out);
+    if (rc == -EEXIST)
         set_msg(msg, msglen, "a group named '%.64s' already exists", name);
-        rc = -EEXIST;
-    } else {
-        rc = rc < 0 ? identity_db_errno(rc) : 0;
-    }
-    db_done(st);
-    if (rc < 0)
-        free(lc);
-    else
-        *lc_out = lc;
     return rc;
 }
 

@@ -77,6 +77,37 @@ static const char *user_display(const json_t *data)
     return d ? d : json_string_value(json_object_get(data, "userName"));
 }
 
+/* Case-insensitive uniqueness of a name within a tenant (userName,
+ * displayName): `sql` selects the id holding the lowercased name. -EEXIST
+ * when another resource than self_id holds it; otherwise 0 with the
+ * lowercased name in *lc_out (xmalloc'd, the caller's). */
+int identity_name_unique(struct db *db, const char *sql, const char *tenant, const char *name, const char *self_id,
+                         char **lc_out)
+{
+    char *lc = identity_ascii_lower(name);
+    struct db_stmt *st = db_prepare(db, sql);
+    int rc;
+
+    *lc_out = NULL;
+    if (!st) {
+        free(lc);
+        return -EIO;
+    }
+    db_bind_text(st, 1, tenant, -1);
+    db_bind_text(st, 2, lc, -1);
+    rc = db_step(st);
+    if (rc == DB_ROW && (!self_id || strcmp(db_col_text(st, 0), self_id) != 0))
+        rc = -EEXIST;
+    else
+        rc = rc < 0 ? identity_db_errno(rc) : 0;
+    db_done(st);
+    if (rc < 0)
+        free(lc);
+    else
+        *lc_out = lc;
+    return rc;
+}
+
 /* Loads a resource row (users or groups: data, version, created_at,
  * updated_at) by tenant and id. `sql` is one of the two fixed SELECTs. */
 int identity_doc_load(struct db *db, const char *sql, const char *tenant, const char *id, struct identity_doc *out)
@@ -211,8 +242,6 @@ static json_t *build_data(const json_t *res, const char *id)
 static int check_user_name(struct db *db, const char *tenant, const char *id, const char *user_name,
                            const struct user_pw *pw, char **lc_out, char *msg, size_t msglen)
 {
-    struct db_stmt *st;
-    char *lc;
     int rc;
 
     *lc_out = NULL;
@@ -227,26 +256,10 @@ static int check_user_name(struct db *db, const char *tenant, const char *id, co
     if (pw && pw->op == USER_PW_SET && pw->plain &&
         user_password_check(&(struct password_policy){ 0 }, user_name, pw->plain, pw->plain_len, msg, msglen) < 0)
         return -EINVAL;
-    lc = identity_ascii_lower(user_name);
-    st = db_prepare(db, "SELECT id FROM users WHERE tenant = $1 AND user_name_lc = $2");
-    if (!st) {
-        free(lc);
-        return -EIO;
-    }
-    db_bind_text(st, 1, tenant, -1);
-    db_bind_text(st, 2, lc, -1);
-    rc = db_step(st);
-    if (rc == DB_ROW && (!id || strcmp(db_col_text(st, 0), id) != 0)) {
+    rc = identity_name_unique(db, "SELECT id FROM users WHERE tenant = $1 AND user_name_lc = $2", tenant,
+                              user_name, id, lc_out);
+    if (rc == -EEXIST)
         set_msg(msg, msglen, "userName '%.64s' is already taken", user_name);
-        rc = -EEXIST;
-    } else {
-        rc = rc < 0 ? identity_db_errno(rc) : 0;
-    }
-    db_done(st);
-    if (rc < 0)
-        free(lc);
-    else
-        *lc_out = lc;
     return rc;
 }
 

@@ -57,6 +57,8 @@ struct identity_doc {
 void identity_doc_clear(struct identity_doc *d);
 /* Loads a users or groups row with one of the two fixed SELECTs of data,
  * version, created_at, updated_at. 0, -ENOENT, -EIO or a DB errno. */
+int identity_name_unique(struct db *db, const char *sql, const char *tenant, const char *name,
+                         const char *self_id, char **lc_out);
 int identity_doc_load(struct db *db, const char *sql, const char *tenant, const char *id,
                       struct identity_doc *out);
 
